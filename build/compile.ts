@@ -1,0 +1,37 @@
+// Builds dist/crib: one self-contained executable (Bun runtime + crib + the
+// CRI proto, embedded). Usage: bun build/compile.ts [--target bun-linux-arm64]
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const top = join(import.meta.dir, "..");
+const pkg = (await Bun.file(join(top, "package.json")).json()) as { version: string };
+
+function gitCommit(): string {
+  const r = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: top, stderr: "ignore" });
+  if (r.exitCode !== 0) return "unknown";
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"], { cwd: top }).stdout.toString().trim();
+  return r.stdout.toString().trim() + (dirty ? "-dirty" : "");
+}
+
+const targetIdx = process.argv.indexOf("--target");
+const target = targetIdx > 0 ? process.argv[targetIdx + 1] : undefined;
+const outfile = join(top, "dist", target ? `crib-${target.replace(/^bun-/, "")}` : "crib");
+mkdirSync(join(top, "dist"), { recursive: true });
+
+const args = [
+  process.execPath, "build", "--compile",
+  "--minify-syntax", "--minify-whitespace",
+  "--define", `CRIB_VERSION=${JSON.stringify(pkg.version)}`,
+  "--define", `CRIB_COMMIT=${JSON.stringify(gitCommit())}`,
+  ...(target ? ["--target", target] : []),
+  "--outfile", outfile,
+  join(top, "src/main.ts"),
+];
+const started = performance.now();
+const r = Bun.spawnSync(args, { cwd: top, stdout: "inherit", stderr: "inherit" });
+if (r.exitCode !== 0) {
+  console.error(`build failed (exit ${r.exitCode})`);
+  process.exit(1);
+}
+const size = Bun.file(outfile).size;
+console.log(`built ${outfile} (${(size / 1048576).toFixed(1)} MiB) in ${Math.round(performance.now() - started)} ms`);

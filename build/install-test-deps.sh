@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Debian packages the test suite and benchmarks use (see TESTBED): the OCI
+# runtime, CNI plugins, a real registry, busybox for test images, and
+# containerd as the reference the benchmarks compare with.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  runc containernetworking-plugins docker-registry busybox-static \
+  containerd skopeo iproute2 iptables ca-certificates openssl >/dev/null
+echo "test dependencies installed: $(runc --version | head -1), $(busybox | head -1 | cut -c1-40)"

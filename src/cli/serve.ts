@@ -1,0 +1,65 @@
+// `crib serve`: the daemon.
+import { mkdir } from "node:fs/promises";
+import type { Server } from "@grpc/grpc-js";
+import { loadConfig } from "../config/config.ts";
+import { bindUnix, createCriServer } from "../cri/server.ts";
+import type { Daemon } from "../daemon/daemon.ts";
+import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
+import { log, setLogLevel } from "../log/logger.ts";
+import { COMMIT, VERSION } from "../version.ts";
+import { flag, type FlagSpec, parseArgs } from "./args.ts";
+
+export const SERVE_FLAGS: FlagSpec[] = [
+  { name: "config", short: "c", help: "config file (default /etc/crib/crib.yaml; absent = embedded defaults)" },
+];
+
+const serveLog = log.with({ component: "daemon" });
+
+export async function serve(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, SERVE_FLAGS);
+  const { config, source } = loadConfig(flag(args, "config"));
+  setLogLevel(config.log.level);
+
+  // State dirs are private to root (CVE-2024-25621: world-readable state leaks).
+  await mkdir(config.root, { recursive: true, mode: 0o700 });
+  await mkdir(config.state, { recursive: true, mode: 0o700 });
+
+  const { replacedStale } = await prepareSocketPath(config.socket);
+  if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
+
+  const daemon: Daemon = { config, configSource: source };
+  const server = createCriServer(daemon);
+  await bindUnix(server, config.socket);
+  await restrictSocket(config.socket);
+  serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, config: source, pid: process.pid });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      serveLog.info("stopping", { signal });
+      void shutdown(server, config.socket).then(() => {
+        serveLog.info("stopped");
+        resolve(0);
+      });
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+/** Let in-flight RPCs finish for a moment, then close everything. */
+async function shutdown(server: Server, socket: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 5000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+  await removeSocket(socket);
+}

@@ -1,0 +1,136 @@
+// The crib configuration: its shape, embedded defaults and loading.
+// The YAML shape follows ARCHITECTURE.md (registries as in k3s's registries.yaml).
+import { readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import { errnoCode } from "../errors.ts";
+import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
+import { bool, duration, int, list, map, obj, oneOf, SchemaError, str, validate, type Spec } from "./schema.ts";
+
+export interface RuntimeHandler { path: string; root?: string }
+export interface RegistryAuth { username?: string; password?: string; auth?: string; identityToken?: string }
+export interface RegistryTLS { caFile?: string; certFile?: string; keyFile?: string; insecureSkipVerify?: boolean }
+export interface RegistryHostConfig { auth?: RegistryAuth; tls?: RegistryTLS }
+
+export interface Config {
+  socket: string;
+  root: string;
+  state: string;
+  log: { level: LogLevel };
+  runtime: { default: string; handlers: Record<string, RuntimeHandler>; cgroupDriver: "cgroupfs" | "systemd" };
+  cni: { confDir: string; binDirs: string[] };
+  streaming: { address: string; port: number; tokenTTL: string };
+  metrics: { address: string };
+  pull: {
+    progressTimeout: string;
+    minBytesPerSecond: number;
+    maxConcurrentDownloads: number;
+    platform: { os: string; architecture: string; variant: string };
+  };
+  image: { pauseImage: string; pinned: string[] };
+  registries: { mirrors: Record<string, { endpoint: string[] }>; configs: Record<string, RegistryHostConfig> };
+}
+
+const ABS_PATH = /^\/.*/;
+const absPath = () => str(ABS_PATH, "must be an absolute path");
+
+export const CONFIG_SPEC: Spec = obj({
+  socket: absPath(),
+  root: absPath(),
+  state: absPath(),
+  log: obj({ level: oneOf(...LOG_LEVELS) }),
+  runtime: obj({
+    default: str(/^[a-z0-9][a-z0-9.-]*$/, "a RuntimeClass handler name"),
+    handlers: map(obj({ path: str(), root: absPath() })),
+    cgroupDriver: oneOf("cgroupfs", "systemd"),
+  }),
+  cni: obj({ confDir: absPath(), binDirs: list(absPath()) }),
+  streaming: obj({ address: str(), port: int(0, 65535), tokenTTL: duration }),
+  metrics: obj({ address: str(/^$|^[^:]*:\d+$/, 'host:port, or "" to turn metrics off') }),
+  pull: obj({
+    progressTimeout: duration,
+    minBytesPerSecond: int(0),
+    maxConcurrentDownloads: int(1, 64),
+    platform: obj({ os: str(), architecture: str(), variant: str() }),
+  }),
+  image: obj({ pauseImage: str(), pinned: list(str()) }),
+  registries: obj({
+    mirrors: map(obj({ endpoint: list(str(/^https?:\/\/[^\s]+$/, "an http:// or https:// URL")) })),
+    configs: map(obj({
+      auth: obj({ username: str(), password: str(), auth: str(), identityToken: str() }),
+      tls: obj({ caFile: absPath(), certFile: absPath(), keyFile: absPath(), insecureSkipVerify: bool }),
+    })),
+  }),
+});
+
+/** Node architecture names to OCI ones. */
+function ociArch(): { architecture: string; variant: string } {
+  switch (process.arch) {
+    case "x64": return { architecture: "amd64", variant: "" };
+    case "arm64": return { architecture: "arm64", variant: "v8" };
+    case "arm": return { architecture: "arm", variant: "v7" };
+    case "ia32": return { architecture: "386", variant: "" };
+    default: return { architecture: process.arch, variant: "" };
+  }
+}
+
+export const DEFAULT_CONFIG_PATH = "/etc/crib/crib.yaml";
+
+export function defaultConfig(): Config {
+  return {
+    socket: "/run/crib/crib.sock",
+    root: "/var/lib/crib",
+    state: "/run/crib",
+    log: { level: "info" },
+    runtime: {
+      default: "runc",
+      handlers: { runc: { path: "runc" }, crun: { path: "crun" } },
+      cgroupDriver: "cgroupfs",
+    },
+    cni: { confDir: "/etc/cni/net.d", binDirs: ["/opt/cni/bin", "/usr/lib/cni"] },
+    streaming: { address: "127.0.0.1", port: 0, tokenTTL: "1m" },
+    metrics: { address: "" },
+    pull: {
+      progressTimeout: "1m",
+      minBytesPerSecond: 1024,
+      maxConcurrentDownloads: 3,
+      platform: { os: "linux", ...ociArch() },
+    },
+    image: { pauseImage: "registry.k8s.io/pause:3.10", pinned: [] },
+    registries: { mirrors: {}, configs: {} },
+  };
+}
+
+export class ConfigError extends Error {}
+
+/** Parse config text (YAML) over the defaults. `source` names the file in errors. */
+export function parseConfig(text: string, source: string): Config {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new ConfigError(`${source}: invalid YAML: ${e.message.split("\n")[0]}`);
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) return defaultConfig();
+  try {
+    return validate(CONFIG_SPEC, data, defaultConfig(), "") as Config;
+  } catch (e) {
+    if (e instanceof SchemaError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Load the config. With an explicit path the file must exist; the default path
+ * may be absent (then the embedded defaults apply).
+ */
+export function loadConfig(path: string | undefined): { config: Config; source: string } {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if (path === undefined && errnoCode(e) === "ENOENT") return { config: defaultConfig(), source: "embedded defaults" };
+    throw new ConfigError(`${file}: cannot read config: ${(e as Error).message}`);
+  }
+  return { config: parseConfig(text, file), source: file };
+}

@@ -1,0 +1,90 @@
+// The CRI protocol: proto/api.proto is embedded in the binary as text and
+// parsed with protobufjs at start-up; gRPC method definitions are built from it
+// directly, so no generated code or proto files on disk are needed.
+import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import protobuf from "protobufjs";
+import protoText from "../../proto/api.proto" with { type: "text" };
+
+export const CRI_PACKAGE = "runtime.v1";
+
+/** How decoded messages look to crib's code: snake_case names, int64 as bigint,
+ *  enums as numbers, every field present with its default. */
+const DECODE_OPTIONS: protobuf.IConversionOptions = {
+  longs: BigInt,
+  enums: Number,
+  bytes: Buffer,
+  defaults: true,
+  arrays: true,
+  objects: true,
+};
+
+let root: protobuf.Root | undefined;
+
+export function criRoot(): protobuf.Root {
+  if (!root) {
+    root = protobuf.parse(protoText, { keepCase: true }).root;
+    root.resolveAll();
+  }
+  return root;
+}
+
+export type CriServiceName = "RuntimeService" | "ImageService";
+
+export interface CriMethod {
+  service: CriServiceName;
+  name: string;
+  requestType: string;
+  responseType: string;
+  responseStream: boolean;
+}
+
+export function criService(name: CriServiceName): protobuf.Service {
+  return criRoot().lookupService(`${CRI_PACKAGE}.${name}`);
+}
+
+export function criMethods(name: CriServiceName): CriMethod[] {
+  return criService(name).methodsArray.map((m) => {
+    m.resolve();
+    return {
+      service: name,
+      name: m.name,
+      requestType: m.resolvedRequestType!.name,
+      responseType: m.resolvedResponseType!.name,
+      responseStream: Boolean(m.responseStream),
+    };
+  });
+}
+
+export function criType(name: string): protobuf.Type {
+  return criRoot().lookupType(`${CRI_PACKAGE}.${name}`);
+}
+
+/** Decode wire bytes to a plain object (see DECODE_OPTIONS). */
+export function decodeMessage<T>(type: protobuf.Type, bytes: Uint8Array): T {
+  return type.toObject(type.decode(bytes), DECODE_OPTIONS) as T;
+}
+
+/** Encode a plain object (int64 fields may be bigint, number or string).
+ *  Its shape is checked at compile time by the generated types in cri/types. */
+export function encodeMessage(type: protobuf.Type, value: object): Buffer {
+  return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+}
+
+/** A grpc-js service definition (server or client side) for one CRI service. */
+export function grpcServiceDefinition(name: CriServiceName): ServiceDefinition {
+  const def: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const m of criMethods(name)) {
+    const req = criType(m.requestType);
+    const res = criType(m.responseType);
+    def[m.name] = {
+      path: `/${CRI_PACKAGE}.${name}/${m.name}`,
+      requestStream: false,
+      responseStream: m.responseStream,
+      requestSerialize: (v: unknown) => encodeMessage(req, v as object),
+      requestDeserialize: (b: Buffer) => decodeMessage(req, b),
+      responseSerialize: (v: unknown) => encodeMessage(res, v as object),
+      responseDeserialize: (b: Buffer) => decodeMessage(res, b),
+    };
+  }
+  return def;
+}

@@ -1,0 +1,91 @@
+// The CRI gRPC server: wires each RPC of RuntimeService and ImageService to its
+// handler; RPCs without one answer UNIMPLEMENTED naming the RPC.
+import type { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import type { Daemon } from "../daemon/daemon.ts";
+import { log } from "../log/logger.ts";
+import { criMethods, grpcServiceDefinition, type CriServiceName } from "./proto.ts";
+import { imageHandlers, runtimeHandlers } from "./handlers.ts";
+import type { CallContext } from "./rpc.ts";
+import { toGrpcStatus } from "./status_codes.ts";
+
+const rpcLog = log.with({ component: "cri" });
+
+// The typed tables in handlers.ts, seen without their per-RPC types.
+type AnyHandler =
+  | { kind: "unary"; fn: (d: Daemon, req: unknown, ctx: CallContext) => Promise<unknown> }
+  | { kind: "stream"; fn: (d: Daemon, req: unknown, send: (msg: unknown) => void, ctx: CallContext) => Promise<void> };
+type HandlerTable = Record<string, AnyHandler | undefined>;
+
+function serviceImpl(d: Daemon, service: CriServiceName, table: HandlerTable): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const m of criMethods(service)) {
+    const method = m.name;
+    const handler = table[method];
+    const fail = (err: unknown, started: number) => {
+      const s = toGrpcStatus(err, method);
+      const level = s.code === grpc.status.INTERNAL ? "error" : "debug";
+      rpcLog[level]("rpc failed", { method, code: grpc.status[s.code], error: s.details, ms: elapsed(started) });
+      return { code: s.code, details: s.details };
+    };
+    if (!handler) {
+      const details = `${service}/${method} is not implemented by crib yet`;
+      impl[method] = m.responseStream
+        ? (call: grpc.ServerWritableStream<unknown, unknown>) => call.emit("error", { code: grpc.status.UNIMPLEMENTED, details })
+        : (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb({ code: grpc.status.UNIMPLEMENTED, details });
+      continue;
+    }
+    if (handler.kind === "unary") {
+      impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        const started = performance.now();
+        const ctx = contextFor(method, call);
+        handler.fn(d, call.request, ctx).then(
+          (res) => {
+            rpcLog.debug("rpc", { method, ms: elapsed(started) });
+            cb(null, res);
+          },
+          (err: unknown) => cb(fail(err, started)),
+        );
+      };
+    } else {
+      impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const started = performance.now();
+        const ctx = contextFor(method, call);
+        const send = (msg: unknown) => call.write(msg);
+        handler.fn(d, call.request, send, ctx).then(
+          () => call.end(),
+          (err: unknown) => call.emit("error", fail(err, started)),
+        );
+      };
+    }
+  }
+  return impl;
+}
+
+function contextFor(method: string, call: EventEmitter): CallContext {
+  const ac = new AbortController();
+  call.on("cancelled", () => ac.abort(new Error(`${method} cancelled by the client`)));
+  return { method, signal: ac.signal };
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
+export function createCriServer(d: Daemon): grpc.Server {
+  // The kubelet sends up to 16 MiB messages (e.g. ListContainers on big nodes).
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    "grpc.max_send_message_length": 16 * 1024 * 1024,
+  });
+  server.addService(grpcServiceDefinition("RuntimeService"), serviceImpl(d, "RuntimeService", runtimeHandlers as unknown as HandlerTable));
+  server.addService(grpcServiceDefinition("ImageService"), serviceImpl(d, "ImageService", imageHandlers as unknown as HandlerTable));
+  return server;
+}
+
+/** Bind to a unix socket path; resolves once listening. */
+export function bindUnix(server: grpc.Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  });
+}

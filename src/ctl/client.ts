@@ -1,0 +1,81 @@
+// A typed CRI client over a unix socket, for `crib ctl` and the tests.
+import * as grpc from "@grpc/grpc-js";
+import { grpcServiceDefinition } from "../cri/proto.ts";
+import type { ImageServiceMethods, Out, RuntimeServiceMethods } from "../cri/types.ts";
+
+type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods };
+type Svc = keyof Methods;
+
+/** Accepts `unix:///path`, `unix:/path` or a plain path. */
+export function socketAddress(endpoint: string): string {
+  if (endpoint.startsWith("unix://")) return `unix:${endpoint.slice("unix://".length)}`;
+  if (endpoint.startsWith("unix:")) return endpoint;
+  if (endpoint.startsWith("/")) return `unix:${endpoint}`;
+  throw new Error(`unsupported endpoint "${endpoint}": use unix:///path/to/crib.sock`);
+}
+
+export class CriError extends Error {
+  constructor(readonly code: grpc.status, readonly details: string, method: string) {
+    super(`${method}: ${grpc.status[code] ?? code}: ${details}`);
+  }
+}
+
+export class CriClient {
+  private readonly clients: Record<Svc, grpc.Client>;
+
+  constructor(endpoint: string, private readonly timeoutMs = 10_000) {
+    const address = socketAddress(endpoint);
+    const opts = { "grpc.max_receive_message_length": 16 * 1024 * 1024 };
+    const make = (svc: Svc) => {
+      const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(svc), svc);
+      return new Ctor(address, grpc.credentials.createInsecure(), opts);
+    };
+    this.clients = { RuntimeService: make("RuntimeService"), ImageService: make("ImageService") };
+  }
+
+  call<S extends Svc, M extends keyof Methods[S] & string>(
+    svc: S,
+    method: M,
+    req: Out<(Methods[S][M] & { req: unknown })["req"]>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<(Methods[S][M] & { res: unknown })["res"]> {
+    const client = this.clients[svc] as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
+    const fn = client[method];
+    if (!fn) throw new Error(`${svc} has no method ${method}`);
+    const deadline = Date.now() + (opts.timeoutMs ?? this.timeoutMs);
+    return new Promise((resolve, reject) => {
+      fn.call(client, req, new grpc.Metadata(), { deadline }, (err, res) => {
+        if (err) reject(new CriError(err.code, err.details, method));
+        else resolve(res as (Methods[S][M] & { res: unknown })["res"]);
+      });
+    });
+  }
+
+  /** A server-streaming call: every message, collected until the stream ends. */
+  stream<S extends Svc, M extends keyof Methods[S] & string>(
+    svc: S,
+    method: M,
+    req: Out<(Methods[S][M] & { req: unknown })["req"]>,
+    onMessage: (msg: (Methods[S][M] & { res: unknown })["res"]) => void,
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const client = this.clients[svc] as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<unknown>>;
+    const fn = client[method];
+    if (!fn) throw new Error(`${svc} has no method ${method}`);
+    const callOpts: grpc.CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
+    return new Promise((resolve, reject) => {
+      const call = fn.call(client, req, new grpc.Metadata(), callOpts);
+      opts.signal?.addEventListener("abort", () => call.cancel());
+      call.on("data", (m: unknown) => onMessage(m as (Methods[S][M] & { res: unknown })["res"]));
+      call.on("error", (err: grpc.ServiceError) => {
+        if (err.code === grpc.status.CANCELLED && opts.signal?.aborted) resolve();
+        else reject(new CriError(err.code, err.details, method));
+      });
+      call.on("end", () => resolve());
+    });
+  }
+
+  close(): void {
+    for (const c of Object.values(this.clients)) c.close();
+  }
+}

@@ -1,0 +1,60 @@
+// `crib ctl`: a crictl-style client built into the binary.
+import { loadConfig } from "../config/config.ts";
+import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args.ts";
+import { CriClient } from "./client.ts";
+import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
+
+export const GLOBAL_FLAGS: FlagSpec[] = [
+  { name: "runtime-endpoint", short: "r", help: "CRI endpoint (default: the configured socket, unix:///run/crib/crib.sock)" },
+  { name: "image-endpoint", short: "i", help: "image endpoint (default: the runtime endpoint)" },
+  { name: "config", short: "c", help: "crib config file to read the socket path from" },
+  { name: "timeout", short: "t", help: "per-call timeout in seconds (default 10)" },
+];
+
+export interface CtlContext {
+  client: CriClient;
+  argv: string[];
+  out: (text: string) => void;
+}
+
+type Command = { run: (ctx: CtlContext) => Promise<number>; help: string };
+
+const COMMANDS: Record<string, Command> = {
+  version: { run: ctlVersion, help: "runtime name and versions" },
+  info: { run: ctlInfo, help: "runtime status, conditions and effective config (JSON)" },
+};
+
+function usage(): string {
+  const cmds = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(14)}${c.help}`).join("\n");
+  return `Usage: crib ctl [global flags] COMMAND [flags]\n\nCommands:\n${cmds}\n\nGlobal flags:\n${usageOf(GLOBAL_FLAGS)}\n`;
+}
+
+export async function ctl(argv: string[]): Promise<number> {
+  // Global flags come before the command, as with crictl.
+  const cmdIndex = findCommand(argv);
+  const globalArgs = parseArgs(argv.slice(0, cmdIndex), GLOBAL_FLAGS);
+  const name = argv[cmdIndex];
+  if (name === undefined || name === "help") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new UsageError(`unknown ctl command "${name}" (crib ctl help lists them)`);
+  const endpoint = flag(globalArgs, "runtime-endpoint") ?? `unix://${loadConfig(flag(globalArgs, "config")).config.socket}`;
+  const timeout = Number(flag(globalArgs, "timeout") ?? "10");
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds`);
+  const client = new CriClient(endpoint, timeout * 1000);
+  try {
+    return await cmd.run({ client, argv: argv.slice(cmdIndex + 1), out: (t) => process.stdout.write(t) });
+  } finally {
+    client.close();
+  }
+}
+
+/** Index of the first positional, skipping global flags and their values. */
+function findCommand(argv: string[]): number {
+  const valued = new Set(GLOBAL_FLAGS.flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith("-")) i += valued.has(argv[i]!) ? 2 : 1;
+  return i;
+}

@@ -1,0 +1,51 @@
+// RuntimeReady and NetworkReady as the kubelet reads them: ready, or a reason
+// (CamelCase, as CRI-O and containerd use) and a message saying what to fix.
+import { access, constants, readdir } from "node:fs/promises";
+import { delimiter, isAbsolute, join } from "node:path";
+import type { Config } from "../config/config.ts";
+
+export interface Readiness { ready: boolean; reason: string; message: string }
+
+const READY: Readiness = { ready: true, reason: "", message: "" };
+
+/** Find an executable by name on PATH, or check an absolute path. */
+export async function findExecutable(name: string): Promise<string | undefined> {
+  const candidates = isAbsolute(name)
+    ? [name]
+    : (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(delimiter).map((dir) => join(dir, name));
+  for (const c of candidates) {
+    try {
+      await access(c, constants.X_OK);
+      return c;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export async function runtimeReadiness(config: Config): Promise<Readiness> {
+  const handler = config.runtime.handlers[config.runtime.default];
+  if (!handler) {
+    return { ready: false, reason: "NoDefaultRuntime", message: `runtime.default "${config.runtime.default}" is not among runtime.handlers` };
+  }
+  if (!(await findExecutable(handler.path))) {
+    return { ready: false, reason: "OCIRuntimeNotFound", message: `OCI runtime "${handler.path}" (handler ${config.runtime.default}) is not an executable on PATH; install runc or set runtime.handlers.${config.runtime.default}.path` };
+  }
+  return READY;
+}
+
+const CNI_CONFIG = /\.(conf|conflist|json)$/;
+
+export async function networkReadiness(config: Config): Promise<Readiness> {
+  let names: string[];
+  try {
+    names = await readdir(config.cni.confDir);
+  } catch {
+    names = [];
+  }
+  if (!names.some((n) => CNI_CONFIG.test(n))) {
+    return { ready: false, reason: "NetworkPluginNotReady", message: `no CNI network config found in ${config.cni.confDir}` };
+  }
+  return READY;
+}

@@ -1,0 +1,52 @@
+// The CRI socket's life: parent directory, stale-file handling, mode.
+import { connect } from "node:net";
+import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
+import { errnoCode } from "../errors.ts";
+
+/** Whether something accepts connections on the unix socket at `path`. */
+export function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ path });
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+}
+
+export class SocketInUseError extends Error {}
+
+/**
+ * Make `path` ready to bind: create its directory, replace a stale socket
+ * left by a crashed daemon, refuse if a live server answers there or if the
+ * path is something other than a socket.
+ */
+export async function prepareSocketPath(path: string): Promise<{ replacedStale: boolean }> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return { replacedStale: false };
+    throw e;
+  }
+  if (!st.isSocket()) throw new SocketInUseError(`${path} exists and is not a socket; remove it or choose another socket path`);
+  if (await socketIsLive(path)) throw new SocketInUseError(`another server is already listening on ${path} (is crib already running?)`);
+  await unlink(path);
+  return { replacedStale: true };
+}
+
+/** Socket mode 0660: root and the socket's group (e.g. a kubelet group) only. */
+export async function restrictSocket(path: string): Promise<void> {
+  await chmod(path, 0o660);
+}
+
+export async function removeSocket(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (e) {
+    if (errnoCode(e) !== "ENOENT") throw e;
+  }
+}

@@ -1,0 +1,48 @@
+// Domain errors. Components throw these; only src/cri/ turns them into gRPC
+// status codes, so a component never needs to know about gRPC.
+
+export type ErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "resource_exhausted"
+  | "deadline_exceeded"
+  | "unavailable"
+  | "permission_denied"
+  | "unimplemented"
+  | "internal";
+
+export class CribError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+    this.name = "CribError";
+  }
+}
+
+export const invalidArgument = (msg: string, cause?: unknown) => new CribError("invalid_argument", msg, { cause });
+export const notFound = (msg: string, cause?: unknown) => new CribError("not_found", msg, { cause });
+export const alreadyExists = (msg: string, cause?: unknown) => new CribError("already_exists", msg, { cause });
+export const failedPrecondition = (msg: string, cause?: unknown) => new CribError("failed_precondition", msg, { cause });
+export const resourceExhausted = (msg: string, cause?: unknown) => new CribError("resource_exhausted", msg, { cause });
+export const deadlineExceeded = (msg: string, cause?: unknown) => new CribError("deadline_exceeded", msg, { cause });
+export const unavailable = (msg: string, cause?: unknown) => new CribError("unavailable", msg, { cause });
+export const permissionDenied = (msg: string, cause?: unknown) => new CribError("permission_denied", msg, { cause });
+export const internal = (msg: string, cause?: unknown) => new CribError("internal", msg, { cause });
+
+/** A message for any thrown value, for logs and error wrapping. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** The errno code of a Node/Bun system error ("ENOENT", ...), if it is one. */
+export function errnoCode(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}

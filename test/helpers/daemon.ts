@@ -1,0 +1,95 @@
+// Start the compiled dist/crib as a daemon in temp dirs and talk to it over
+// its socket, as a kubelet would.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { CriClient } from "../../src/ctl/client.ts";
+
+export const CRIB_BIN = join(import.meta.dir, "../../dist/crib");
+
+export function requireBinary(): string {
+  if (!existsSync(CRIB_BIN)) throw new Error(`${CRIB_BIN} is missing: run "npm run build" first (npm test does)`);
+  return CRIB_BIN;
+}
+
+export interface CribInstance {
+  dir: string;
+  socket: string;
+  root: string;
+  state: string;
+  configPath: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  client: CriClient;
+  /** stderr lines so far (the daemon's JSON logs). */
+  logs(): string;
+  /** SIGTERM and wait; resolves to the exit code. */
+  stop(): Promise<number>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+  /** Remove the temp dirs (after stop/kill). */
+  cleanup(): void;
+}
+
+/** Write a config file in a new temp dir, with socket/root/state inside it. */
+export function tempConfig(extra: Record<string, unknown> = {}): { dir: string; configPath: string; socket: string; root: string; state: string } {
+  const dir = mkdtempSync(join(tmpdir(), "crib-test-"));
+  const socket = join(dir, "run", "crib.sock");
+  const root = join(dir, "lib");
+  const state = join(dir, "run");
+  const configPath = join(dir, "crib.yaml");
+  writeFileSync(configPath, stringify({ socket, root, state, log: { level: "debug" }, ...extra }));
+  return { dir, configPath, socket, root, state };
+}
+
+export async function waitForSocket(proc: ReturnType<typeof Bun.spawn>, socket: string, logs: () => string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`crib exited with ${proc.exitCode} before listening:\n${logs()}`);
+    if (logs().includes('"crib is serving"') && existsSync(socket)) return;
+    await Bun.sleep(20);
+  }
+  throw new Error(`crib did not listen on ${socket} within ${timeoutMs} ms:\n${logs()}`);
+}
+
+export async function startCrib(extra: Record<string, unknown> = {}, reuse?: { dir: string; configPath: string; socket: string; root: string; state: string }): Promise<CribInstance> {
+  const bin = requireBinary();
+  const t = reuse ?? tempConfig(extra);
+  const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdout: "ignore", stderr: "pipe" });
+  let stderr = "";
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += dec.decode(chunk, { stream: true });
+  })();
+  const logs = () => stderr;
+  await waitForSocket(proc, t.socket, logs);
+  const client = new CriClient(`unix://${t.socket}`);
+  return {
+    ...t,
+    proc,
+    client,
+    logs,
+    async stop() {
+      client.close();
+      proc.kill("SIGTERM");
+      return await proc.exited;
+    },
+    async kill() {
+      client.close();
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+    cleanup() {
+      rmSync(t.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Run dist/crib with args; collect output. */
+export async function runCrib(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([requireBinary(), ...args], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}

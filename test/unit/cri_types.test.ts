@@ -1,0 +1,18 @@
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { generateCriTypes } from "../../build/gen_cri_types.ts";
+import { criMethods } from "../../src/cri/proto.ts";
+
+const top = join(import.meta.dir, "../..");
+
+test("src/cri/types.ts is generated from the current proto/api.proto", () => {
+  const proto = readFileSync(join(top, "proto/api.proto"), "utf8");
+  const current = readFileSync(join(top, "src/cri/types.ts"), "utf8");
+  expect(current).toBe(generateCriTypes(proto));
+});
+
+test("the embedded proto yields both services", () => {
+  expect(criMethods("RuntimeService").map((m) => m.name)).toContain("RunPodSandbox");
+  expect(criMethods("ImageService").map((m) => m.name)).toContain("PullImage");
+});
