@@ -1,6 +1,6 @@
 // The table of implemented RPCs. Each handler lives in its own file, named
 // object_verb as in CRI-O and containerd.
-import type { ImageHandlers, RuntimeHandlers } from "./rpc.ts";
+import type { CribHandlers, ImageHandlers, RuntimeHandlers } from "./rpc.ts";
 import { runtimeConfig } from "./runtime_config.ts";
 import { runtimeStatus } from "./runtime_status.ts";
 import { runtimeVersion } from "./runtime_version.ts";
@@ -12,3 +12,6 @@ export const runtimeHandlers: RuntimeHandlers = {
 };
 
 export const imageHandlers: ImageHandlers = {};
+
+/** crib's own service (crib.proto), for crib ctl. */
+export const cribHandlers: CribHandlers = {};

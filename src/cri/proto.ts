@@ -4,8 +4,10 @@
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import protoText from "../../proto/api.proto" with { type: "text" };
+import cribProtoText from "../../proto/crib.proto" with { type: "text" };
 
-export const CRI_PACKAGE = "runtime.v1";
+/** Each service and the proto package it lives in. */
+const PACKAGES = { RuntimeService: "runtime.v1", ImageService: "runtime.v1", Crib: "crib.v1" } as const;
 
 /** How decoded messages look to crib's code: snake_case names, int64 as bigint,
  *  enums as numbers, every field present with its default. */
@@ -22,13 +24,15 @@ let root: protobuf.Root | undefined;
 
 export function criRoot(): protobuf.Root {
   if (!root) {
-    root = protobuf.parse(protoText, { keepCase: true }).root;
+    root = new protobuf.Root();
+    protobuf.parse(protoText, root, { keepCase: true });
+    protobuf.parse(cribProtoText, root, { keepCase: true });
     root.resolveAll();
   }
   return root;
 }
 
-export type CriServiceName = "RuntimeService" | "ImageService";
+export type CriServiceName = keyof typeof PACKAGES;
 
 export interface CriMethod {
   service: CriServiceName;
@@ -39,7 +43,7 @@ export interface CriMethod {
 }
 
 export function criService(name: CriServiceName): protobuf.Service {
-  return criRoot().lookupService(`${CRI_PACKAGE}.${name}`);
+  return criRoot().lookupService(`${PACKAGES[name]}.${name}`);
 }
 
 export function criMethods(name: CriServiceName): CriMethod[] {
@@ -48,15 +52,16 @@ export function criMethods(name: CriServiceName): CriMethod[] {
     return {
       service: name,
       name: m.name,
-      requestType: m.resolvedRequestType!.name,
-      responseType: m.resolvedResponseType!.name,
+      requestType: m.resolvedRequestType!.fullName.slice(1),
+      responseType: m.resolvedResponseType!.fullName.slice(1),
       responseStream: Boolean(m.responseStream),
     };
   });
 }
 
-export function criType(name: string): protobuf.Type {
-  return criRoot().lookupType(`${CRI_PACKAGE}.${name}`);
+/** A message type by full name ("runtime.v1.PullImageRequest"). */
+export function criType(fullName: string): protobuf.Type {
+  return criRoot().lookupType(fullName);
 }
 
 /** Decode wire bytes to a plain object (see DECODE_OPTIONS). */
@@ -77,7 +82,7 @@ export function grpcServiceDefinition(name: CriServiceName): ServiceDefinition {
     const req = criType(m.requestType);
     const res = criType(m.responseType);
     def[m.name] = {
-      path: `/${CRI_PACKAGE}.${name}/${m.name}`,
+      path: `/${PACKAGES[name]}.${name}/${m.name}`,
       requestStream: false,
       responseStream: m.responseStream,
       requestSerialize: (v: unknown) => encodeMessage(req, v as object),

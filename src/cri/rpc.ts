@@ -1,7 +1,7 @@
 // Shapes shared by the CRI handlers: one file per RPC exports a handler built
 // with `unary` or `serverStream`, and server.ts wires them to gRPC.
 import type { Daemon } from "../daemon/daemon.ts";
-import type { ImageServiceMethods, Out, RuntimeServiceMethods } from "./types.ts";
+import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "./types.ts";
 
 export interface CallContext {
   /** The RPC name, for logs and errors. */
@@ -18,6 +18,7 @@ export type Handler<M extends MethodShape> = M["stream"] extends true
 
 export type RuntimeHandlers = { [K in keyof RuntimeServiceMethods]?: Handler<RuntimeServiceMethods[K]> };
 export type ImageHandlers = { [K in keyof ImageServiceMethods]?: Handler<ImageServiceMethods[K]> };
+export type CribHandlers = { [K in keyof CribMethods]?: Handler<CribMethods[K]> };
 
 export function unary<Req, Res>(fn: (d: Daemon, req: Req, ctx: CallContext) => Promise<Out<Res>>) {
   return { kind: "unary" as const, fn };

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Daemon } from "../daemon/daemon.ts";
 import { log } from "../log/logger.ts";
 import { criMethods, grpcServiceDefinition, type CriServiceName } from "./proto.ts";
-import { imageHandlers, runtimeHandlers } from "./handlers.ts";
+import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
 import { toGrpcStatus } from "./status_codes.ts";
 
@@ -80,6 +80,7 @@ export function createCriServer(d: Daemon): grpc.Server {
   });
   server.addService(grpcServiceDefinition("RuntimeService"), serviceImpl(d, "RuntimeService", runtimeHandlers as unknown as HandlerTable));
   server.addService(grpcServiceDefinition("ImageService"), serviceImpl(d, "ImageService", imageHandlers as unknown as HandlerTable));
+  server.addService(grpcServiceDefinition("Crib"), serviceImpl(d, "Crib", cribHandlers as unknown as HandlerTable));
   return server;
 }
 

@@ -1166,3 +1166,42 @@ export interface UpdatePodSandboxResourcesRequest {
 
 export interface UpdatePodSandboxResourcesResponse {
 }
+
+export interface CribMethods {
+  WatchPull: { req: WatchPullRequest; res: PullProgress; stream: true };
+  StoreUsage: { req: StoreUsageRequest; res: StoreUsageResponse; stream: false };
+}
+
+export interface WatchPullRequest {
+  image: string;
+}
+
+export interface LayerProgress {
+  digest: string;
+  size: bigint;
+  downloaded: bigint;
+  phase: string;
+}
+
+export interface PullProgress {
+  image: string;
+  layers: LayerProgress[];
+  done: boolean;
+  error: string;
+  elapsed_ns: bigint;
+}
+
+export interface StoreUsageRequest {
+}
+
+export interface StoreUsageResponse {
+  images: bigint;
+  blob_count: bigint;
+  blob_bytes: bigint;
+  layer_count: bigint;
+  layer_bytes: bigint;
+  layer_inodes: bigint;
+  orphan_blobs: string[];
+  orphan_layers: string[];
+  ingest_bytes: bigint;
+}

@@ -1,9 +1,9 @@
 // A typed CRI client over a unix socket, for `crib ctl` and the tests.
 import * as grpc from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../cri/proto.ts";
-import type { ImageServiceMethods, Out, RuntimeServiceMethods } from "../cri/types.ts";
+import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../cri/types.ts";
 
-type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods };
+type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods; Crib: CribMethods };
 type Svc = keyof Methods;
 
 /** Accepts `unix:///path`, `unix:/path` or a plain path. */
@@ -30,7 +30,7 @@ export class CriClient {
       const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(svc), svc);
       return new Ctor(address, grpc.credentials.createInsecure(), opts);
     };
-    this.clients = { RuntimeService: make("RuntimeService"), ImageService: make("ImageService") };
+    this.clients = { RuntimeService: make("RuntimeService"), ImageService: make("ImageService"), Crib: make("Crib") };
   }
 
   call<S extends Svc, M extends keyof Methods[S] & string>(

@@ -1,15 +1,15 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateCriTypes } from "../../build/gen_cri_types.ts";
+import { generateCriTypes, PROTO_FILES } from "../../build/gen_cri_types.ts";
 import { criMethods } from "../../src/cri/proto.ts";
 
 const top = join(import.meta.dir, "../..");
 
-test("src/cri/types.ts is generated from the current proto/api.proto", () => {
-  const proto = readFileSync(join(top, "proto/api.proto"), "utf8");
+test("src/cri/types.ts is generated from the current proto files", () => {
+  const protos = PROTO_FILES.map((f) => readFileSync(join(top, f), "utf8"));
   const current = readFileSync(join(top, "src/cri/types.ts"), "utf8");
-  expect(current).toBe(generateCriTypes(proto));
+  expect(current).toBe(generateCriTypes(protos));
 });
 
 test("the embedded proto yields both services", () => {
