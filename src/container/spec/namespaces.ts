@@ -1,0 +1,99 @@
+// Linux namespaces of a container from the CRI NamespaceOption.
+//
+//   mode       network / ipc                 pid
+//   NODE       host's (no entry)             host's (no entry)
+//   POD        the pod's pinned ns, if given  the pod's pid ns (pod-shared), if given
+//   CONTAINER  a new one                      a new one
+//   TARGET     invalid                        the target container's pid ns (required)
+//
+// UTS follows the network (hostNetwork pods see the node's hostname); mount is always
+// new; cgroup is new when asked (cgroup v2 hosts, as containerd does). User namespaces
+// (userns_options other than NODE) are not supported yet.
+
+import { CribError, invalidArgument } from "../../errors.ts";
+import type { NamespaceOption } from "../../cri/types.ts";
+import { NamespaceMode } from "../../cri/types.ts";
+import type { OciNamespace } from "./oci_types.ts";
+
+export interface NamespacePaths {
+  network?: string;
+  ipc?: string;
+  uts?: string;
+  /** The pod's pid ns (mode POD) or the target container's (mode TARGET). */
+  pid?: string;
+}
+
+export interface NamespacePlan {
+  namespaces: OciNamespace[];
+  hostNetwork: boolean;
+  hostIpc: boolean;
+  hostPid: boolean;
+  hostUts: boolean;
+}
+
+const MODE_NAMES: Record<number, string> = { 0: "POD", 1: "CONTAINER", 2: "NODE", 3: "TARGET" };
+const modeName = (m: number) => MODE_NAMES[m] ?? String(m);
+
+function sharedOrNew(type: OciNamespace["type"], mode: number, path: string | undefined): OciNamespace | undefined {
+  switch (mode) {
+    case NamespaceMode.NODE:
+      return undefined;
+    case NamespaceMode.POD:
+      return path !== undefined && path !== "" ? { type, path } : { type };
+    case NamespaceMode.CONTAINER:
+      return { type };
+    default:
+      throw invalidArgument(`namespace mode ${modeName(mode)} is not valid for the ${type} namespace`);
+  }
+}
+
+export function planNamespaces(
+  options: NamespaceOption | null,
+  paths: NamespacePaths,
+  cgroupNamespace = false,
+): NamespacePlan {
+  const network = options?.network ?? NamespaceMode.POD;
+  const ipc = options?.ipc ?? NamespaceMode.POD;
+  const pid = options?.pid ?? NamespaceMode.POD;
+  const userns = options?.userns_options ?? null;
+  if (userns !== null && userns.mode !== NamespaceMode.NODE) {
+    throw new CribError("unimplemented", `user namespaces (mode ${modeName(userns.mode)}) are not supported by crib yet`);
+  }
+
+  const namespaces: OciNamespace[] = [{ type: "mount" }];
+  const net = sharedOrNew("network", network, paths.network);
+  if (net) namespaces.push(net);
+  const ipcNs = sharedOrNew("ipc", ipc, paths.ipc);
+  if (ipcNs) namespaces.push(ipcNs);
+  // The pod's UTS namespace goes with its network: host network, host hostname.
+  const uts = network === NamespaceMode.NODE ? undefined : sharedOrNew("uts", NamespaceMode.POD, paths.uts);
+  if (uts) namespaces.push(uts);
+
+  switch (pid) {
+    case NamespaceMode.NODE:
+      break;
+    case NamespaceMode.CONTAINER:
+      namespaces.push({ type: "pid" });
+      break;
+    case NamespaceMode.POD:
+      namespaces.push(paths.pid ? { type: "pid", path: paths.pid } : { type: "pid" });
+      break;
+    case NamespaceMode.TARGET:
+      if (!paths.pid) {
+        throw invalidArgument(`pid namespace mode TARGET (target ${JSON.stringify(options?.target_id ?? "")}) needs the target container's pid namespace`);
+      }
+      namespaces.push({ type: "pid", path: paths.pid });
+      break;
+    default:
+      throw invalidArgument(`unknown pid namespace mode ${String(pid)}`);
+  }
+  if (cgroupNamespace) namespaces.push({ type: "cgroup" });
+
+  return {
+    namespaces,
+    hostNetwork: network === NamespaceMode.NODE,
+    hostIpc: ipc === NamespaceMode.NODE,
+    hostPid: pid === NamespaceMode.NODE,
+    hostUts: uts === undefined,
+  };
+}
