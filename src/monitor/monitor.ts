@@ -1,0 +1,370 @@
+// The monitor's operations on its containers, independent of the socket protocol.
+
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { CribError, errorMessage, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { log } from "../log/logger.ts";
+import { realtimeNs } from "../sys/process.ts";
+import { Container } from "./container.ts";
+import { execSync } from "./exec.ts";
+import { openFifoWriter, openStdinForContainer, closeFd } from "./pipes.ts";
+import { readProcStat } from "./proc_stat.ts";
+import { containerDir, isValidContainerId, type ContainerState, type CreateRequest, type ExecRequest, type ExecResult, type ExitInfo } from "./protocol.ts";
+import { Reaper } from "./reaper.ts";
+import { runcCreate, runcDelete, runcKill, runcStart, runcState } from "./runc.ts";
+import { readState, type PersistedContainer } from "./state_store.ts";
+import type { StreamName } from "./cri_log.ts";
+
+export type ExitListener = (id: string, exit: ExitInfo) => void;
+
+/** fds a re-exec'd monitor inherited, per container. */
+export type InheritedPipes = Record<string, Partial<Record<StreamName, number>>>;
+
+const unimplemented = (msg: string) => new CribError("unimplemented", msg);
+
+const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,16}$|^[0-9]{1,2}$/;
+
+export class Monitor {
+  private readonly containers = new Map<string, Container>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly exitListeners = new Set<ExitListener>();
+  private creating = 0;
+  private inflight = 0;
+  private draining = false;
+  private readonly log = log.with({ component: "monitor" });
+  readonly reaper: Reaper;
+
+  constructor(readonly stateDir: string) {
+    this.reaper = new Reaper({
+      watched: () => [...this.containers.values()].filter((c) => !c.hasExited && c.watch !== "none"),
+      createsInFlight: () => this.creating,
+    });
+  }
+
+  onExit(fn: ExitListener): () => void {
+    this.exitListeners.add(fn);
+    return () => this.exitListeners.delete(fn);
+  }
+
+  count(): number {
+    return this.containers.size;
+  }
+
+  /** Runs an op unless an upgrade is draining; counts it so the upgrade can wait for it. */
+  async op<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.draining) throw unavailable("the monitor is upgrading; retry in a moment");
+    this.inflight++;
+    try {
+      return await fn();
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /** Refuse new ops and wait (bounded) for the running ones. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    const deadline = Date.now() + timeoutMs;
+    while (this.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
+    return this.inflight === 0;
+  }
+
+  undrain(): void {
+    this.draining = false;
+  }
+
+  /** Serializes the ops on one container id. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  private get(id: string): Container {
+    if (!isValidContainerId(id)) throw invalidArgument(`invalid container id ${JSON.stringify(id)}`);
+    const c = this.containers.get(id);
+    if (c === undefined) throw notFound(`container ${id} is not known to the monitor`);
+    return c;
+  }
+
+  private emitExit(c: Container, exit: ExitInfo): void {
+    for (const fn of this.exitListeners) {
+      try {
+        fn(c.id, exit);
+      } catch (err) {
+        this.log.error("exit listener failed", { err: errorMessage(err) });
+      }
+    }
+  }
+
+  // --- recovery -----------------------------------------------------------------------
+
+  /**
+   * Load every container under DIR/monitor after a restart or re-exec: reopen (or take
+   * over) its FIFOs and log, and watch its init again. An init that is gone without a
+   * recorded exit exited while no monitor was watching.
+   */
+  async recover(inherited: InheritedPipes): Promise<void> {
+    const root = `${this.stateDir}/monitor`;
+    let names: string[] = [];
+    try {
+      names = readdirSync(root);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!isValidContainerId(name)) continue;
+      const dir = containerDir(this.stateDir, name);
+      const st = readState(dir);
+      if (st === undefined || st.id !== name) {
+        // A create that died before its first save: nothing runs that we know of.
+        this.log.warn("removing a container dir without valid state", { dir });
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (st.pid <= 0) {
+        // A create that died half-way: undo it, so the daemon's retry starts clean.
+        this.log.warn("undoing a create that did not finish", { container: name });
+        await runcDelete(st.runtime, name).catch((err: unknown) => this.log.warn("runc delete failed", { container: name, err: errorMessage(err) }));
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      try {
+        await this.adopt(dir, st, inherited[name] ?? {});
+      } catch (err) {
+        this.log.error("recovering a container failed", { container: name, err: errorMessage(err) });
+      }
+    }
+  }
+
+  private async adopt(dir: string, st: PersistedContainer, fds: Partial<Record<StreamName, number>>): Promise<void> {
+    const c = new Container(dir, st, (cc, exit) => this.emitExit(cc, exit));
+    this.containers.set(st.id, c);
+    try {
+      c.openLog();
+    } catch (err) {
+      this.log.error("cannot open the container log; output is not recorded until ReopenContainerLog succeeds", { container: st.id, err: errorMessage(err) });
+    }
+    c.attachOutput(fds);
+    if (st.exit !== undefined) return;
+    c.locateOomCounter();
+    this.reaper.classify(c);
+    if (c.watch === "none") {
+      c.recordUnknownExit("exited while no monitor was watching");
+      return;
+    }
+    c.holdStdin();
+    if (st.startedAtNs === undefined) {
+      // We may have died between `runc start` and saving it.
+      const rs = await runcState(st.runtime, st.id).catch(() => null);
+      if (rs?.status === "running") {
+        st.startedAtNs = realtimeNs().toString();
+        c.persist();
+      }
+    }
+    this.log.info("re-adopted container", { container: st.id, pid: st.pid, watch: c.watch });
+  }
+
+  // --- operations -----------------------------------------------------------------------
+
+  async create(req: CreateRequest): Promise<ContainerState> {
+    validateCreate(req);
+    return this.locked(req.id, async () => {
+      const existing = this.containers.get(req.id);
+      if (existing !== undefined) return existing.view();
+      if (req.tty) throw unimplemented(`container ${req.id}: tty containers are not supported by the crib monitor yet (needs the runc console socket)`);
+      this.creating++;
+      try {
+        return await this.doCreate(req);
+      } finally {
+        this.creating--;
+      }
+    });
+  }
+
+  private async doCreate(req: CreateRequest): Promise<ContainerState> {
+    const dir = containerDir(this.stateDir, req.id);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st: PersistedContainer = {
+      version: 1,
+      id: req.id,
+      bundle: req.bundle,
+      runtime: req.runtime,
+      logPath: req.logPath,
+      stdin: req.stdin,
+      stdinOnce: req.stdinOnce,
+      tty: req.tty,
+      pid: 0,
+      createdAtNs: realtimeNs().toString(),
+    };
+    const c = new Container(dir, st, (cc, exit) => this.emitExit(cc, exit));
+    const fds: number[] = [];
+    try {
+      c.openLog();
+      c.makeFifos();
+      c.persist();
+      c.attachOutput();
+      const stdout = openFifoWriter(c.paths.stdout);
+      fds.push(stdout);
+      const stderr = openFifoWriter(c.paths.stderr);
+      fds.push(stderr);
+      let stdin: number | "ignore" = "ignore";
+      if (req.stdin) {
+        stdin = openStdinForContainer(c.paths.stdin);
+        fds.push(stdin);
+      }
+      const pidFile = `${dir}/pid`;
+      await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin, stdout, stderr });
+      for (const fd of fds.splice(0)) closeFd(fd);
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      if (!Number.isInteger(pid) || pid <= 0) throw internal(`runc create of container ${req.id} wrote no valid pid to ${pidFile}`);
+      st.pid = pid;
+      const ps = readProcStat(pid);
+      if (ps !== undefined) st.pidStartTime = ps.startTime;
+      c.watch = ps?.ppid === process.pid ? "child" : ps === undefined ? "none" : "adopted";
+      c.locateOomCounter();
+      c.holdStdin();
+      c.persist();
+      this.containers.set(req.id, c);
+      this.log.info("container created", { container: req.id, pid, watch: c.watch });
+      if (c.watch === "none") c.recordUnknownExit("the container's init exited before the monitor could watch it");
+      else this.reaper.sweep();
+      return c.view();
+    } catch (err) {
+      for (const fd of fds) closeFd(fd);
+      await runcDelete(req.runtime, req.id).catch(() => undefined);
+      await c.release();
+      rmSync(dir, { recursive: true, force: true });
+      throw err instanceof CribError ? err : internal(`create container ${req.id}: ${errorMessage(err)}`, err);
+    }
+  }
+
+  async start(id: string): Promise<ContainerState> {
+    return this.locked(id, async () => {
+      const c = this.get(id);
+      if (c.st.startedAtNs !== undefined) return c.view();
+      if (c.hasExited) throw failedPrecondition(`container ${id} exited before it was started`);
+      await runcStart(c.st.runtime, id);
+      c.st.startedAtNs = realtimeNs().toString();
+      c.persist();
+      this.log.info("container started", { container: id, pid: c.st.pid });
+      return c.view();
+    });
+  }
+
+  async kill(id: string, signal: string, all: boolean): Promise<void> {
+    if (!SIGNAL_RE.test(signal)) throw invalidArgument(`invalid signal ${JSON.stringify(signal)}`);
+    const c = this.get(id);
+    if (c.hasExited) return;
+    try {
+      await runcKill(c.st.runtime, id, signal, all);
+    } catch (err) {
+      // Exited between our check and runc's: nothing left to signal.
+      if (err instanceof CribError && (err.kind === "failed_precondition" || err.kind === "not_found")) return;
+      throw err;
+    }
+  }
+
+  state(id: string): ContainerState {
+    return this.get(id).view();
+  }
+
+  list(): ContainerState[] {
+    return [...this.containers.values()].map((c) => c.view());
+  }
+
+  async exec(req: ExecRequest): Promise<ExecResult> {
+    validateExec(req);
+    const c = this.get(req.id);
+    if (c.hasExited) throw failedPrecondition(`container ${req.id} is not running`);
+    const pidFile = `${c.dir}/exec-${process.hrtime.bigint()}.pid`;
+    return execSync(c.st.runtime, req, pidFile);
+  }
+
+  reopenLog(id: string): void {
+    this.get(id).reopenLog();
+  }
+
+  closeStdin(id: string): void {
+    this.get(id).closeStdin();
+  }
+
+  async delete(id: string): Promise<void> {
+    if (!isValidContainerId(id)) throw invalidArgument(`invalid container id ${JSON.stringify(id)}`);
+    return this.locked(id, async () => {
+      const c = this.containers.get(id);
+      const dir = containerDir(this.stateDir, id);
+      if (c === undefined) {
+        // Maybe a dir from a crashed create; runc state went with it.
+        rmSync(dir, { recursive: true, force: true });
+        return;
+      }
+      await runcDelete(c.st.runtime, id);
+      c.deleted = true;
+      this.containers.delete(id);
+      await c.release();
+      rmSync(dir, { recursive: true, force: true });
+      this.log.info("container deleted", { container: id });
+    });
+  }
+
+  /** Stop reading (keeping the fds) before a re-exec; returns what the new image needs. */
+  async handOver(): Promise<InheritedPipes> {
+    this.reaper.stop();
+    const pipes: InheritedPipes = {};
+    for (const c of this.containers.values()) {
+      await c.stopReaders();
+      pipes[c.id] = c.outputFds();
+      c.persist();
+    }
+    return pipes;
+  }
+
+  /** Undo handOver() after a failed execve. */
+  resume(): void {
+    for (const c of this.containers.values()) c.attachOutput();
+    this.reaper.start();
+  }
+}
+
+function validateCreate(req: CreateRequest): void {
+  if (typeof req !== "object" || req === null) throw invalidArgument("create: missing request");
+  if (!isValidContainerId(req.id)) throw invalidArgument(`create: invalid container id ${JSON.stringify(req.id)}`);
+  for (const [k, v] of [["bundle", req.bundle], ["logPath", req.logPath]] as const) {
+    if (typeof v !== "string" || !v.startsWith("/") || v.includes("\0")) throw invalidArgument(`create ${req.id}: ${k} must be an absolute path, got ${JSON.stringify(v)}`);
+  }
+  const rt = req.runtime as unknown;
+  if (typeof rt !== "object" || rt === null) throw invalidArgument(`create ${req.id}: missing runtime`);
+  const r = rt as Record<string, unknown>;
+  if (typeof r.path !== "string" || r.path === "" || typeof r.root !== "string" || !r.root.startsWith("/")) {
+    throw invalidArgument(`create ${req.id}: runtime needs a path and an absolute root`);
+  }
+  for (const k of ["stdin", "stdinOnce", "tty"] as const) {
+    if (typeof req[k] !== "boolean") throw invalidArgument(`create ${req.id}: ${k} must be a boolean`);
+  }
+}
+
+function validateExec(req: ExecRequest): void {
+  if (typeof req !== "object" || req === null) throw invalidArgument("exec: missing request");
+  if (!isValidContainerId(req.id)) throw invalidArgument(`exec: invalid container id ${JSON.stringify(req.id)}`);
+  if (!Array.isArray(req.args) || req.args.length === 0 || !req.args.every((a) => typeof a === "string")) {
+    throw invalidArgument(`exec in ${req.id}: args must be a non-empty list of strings`);
+  }
+  if (req.env !== undefined && (!Array.isArray(req.env) || !req.env.every((e) => typeof e === "string" && e.includes("=")))) {
+    throw invalidArgument(`exec in ${req.id}: env entries must be KEY=VALUE strings`);
+  }
+  if (req.cwd !== undefined && typeof req.cwd !== "string") throw invalidArgument(`exec in ${req.id}: cwd must be a string`);
+  const u = req.user;
+  if (u !== undefined) {
+    const ids = [u.uid, u.gid, ...(u.additionalGids ?? [])];
+    if (!ids.every((n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32)) throw invalidArgument(`exec in ${req.id}: invalid uid/gid`);
+  }
+  if (!Number.isFinite(req.timeoutMs) || req.timeoutMs < 0) throw invalidArgument(`exec in ${req.id}: invalid timeoutMs`);
+  if (!Number.isInteger(req.maxOutputBytes) || req.maxOutputBytes <= 0) throw invalidArgument(`exec in ${req.id}: invalid maxOutputBytes`);
+}
