@@ -2,6 +2,7 @@
 import { loadConfig } from "../config/config.ts";
 import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args.ts";
 import { CriClient } from "./client.ts";
+import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -22,6 +23,12 @@ type Command = { run: (ctx: CtlContext) => Promise<number>; help: string };
 const COMMANDS: Record<string, Command> = {
   version: { run: ctlVersion, help: "runtime name and versions" },
   info: { run: ctlInfo, help: "runtime status, conditions and effective config (JSON)" },
+  pull: { run: ctlPull, help: "pull an image, with live progress per layer" },
+  images: { run: ctlImages, help: "list images" },
+  img: { run: ctlImages, help: "alias of images" },
+  inspecti: { run: ctlInspecti, help: "image status and config (JSON)" },
+  rmi: { run: ctlRmi, help: "remove images" },
+  store: { run: ctlStore, help: "what the image store holds on disk" },
 };
 
 function usage(): string {

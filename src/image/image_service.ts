@@ -1,0 +1,348 @@
+// The image component: pulls (registry -> blob store -> unpacked layers ->
+// metadata), lookups, removal with garbage collection, and usage figures.
+import type { Database } from "bun:sqlite";
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Config } from "../config/config.ts";
+import { parseDuration } from "../config/schema.ts";
+import { CribError, errorMessage, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import { log } from "../log/logger.ts";
+import { LayerStore } from "../storage/layer_store.ts";
+import { Limiter, SingleFlight } from "../util/limiter.ts";
+import { BlobStore } from "./blob_store.ts";
+import { chainIDs } from "./chain_id.ts";
+import { ImageStore, type ImageRecord, type LayerRecord, type LayerRef } from "./image_store.ts";
+import { applyLayer } from "./layer/apply.ts";
+import { MAX_CONFIG_BYTES, parseImageConfig, type Descriptor, type ImageConfig } from "./manifest.ts";
+import { layerCompression } from "./media_types.ts";
+import { PullProgressHub, type PullTracker } from "./pull_progress.ts";
+import { looksLikeImageId, parseReference, refString, repoDigest, repoName, repoTag, type ImageRef } from "./reference.ts";
+import { RegistryClient, type AuthConfig } from "./registry/client.ts";
+
+const logger = log.with({ component: "image" });
+
+export interface PullOptions {
+  auth?: AuthConfig;
+  signal?: AbortSignal;
+}
+
+export class ImageService {
+  readonly blobs: BlobStore;
+  readonly layers: LayerStore;
+  readonly store: ImageStore;
+  readonly registry: RegistryClient;
+  readonly progress = new PullProgressHub();
+  private readonly downloads: Limiter;
+  /** Unpacking is CPU-bound (decompression): one per core is plenty. */
+  private readonly unpackSlots = new Limiter(Math.max(1, Math.min(4, navigator.hardwareConcurrency)));
+  private readonly pulls = new SingleFlight<ImageRecord>();
+  private readonly unpacks = new SingleFlight<LayerRecord>();
+  /** Which container uses an image, if any (set by the container component). */
+  usedBy: (imageId: string) => string | undefined = () => undefined;
+  /** Blobs and layers of pulls in progress: garbage collection must not take them. */
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(private readonly config: Config, db: Database) {
+    this.blobs = new BlobStore(config.root);
+    this.layers = new LayerStore(config.root);
+    this.store = new ImageStore(db);
+    this.registry = new RegistryClient({ registries: config.registries });
+    this.downloads = new Limiter(config.pull.maxConcurrentDownloads);
+  }
+
+  /** Start-up: finish what a crash left half done, so nothing unseen stays on disk. */
+  async init(): Promise<void> {
+    await this.layers.init();
+    const { partial } = await this.layers.listOnDisk();
+    for (const p of partial) await this.layers.remove(`sha256:${p.replace(/\..*$/, "")}`);
+    // Layer rows whose directory is gone are forgotten; the next pull unpacks again.
+    for (const l of this.store.layers()) {
+      try {
+        await stat(this.layers.path(l.chainID));
+      } catch {
+        logger.warn("layer directory missing; it will be unpacked again on the next pull", { chainID: l.chainID });
+        this.store.removeLayer(l.chainID);
+      }
+    }
+    const removed = await this.gc();
+    // Partial downloads are kept for a day so an interrupted pull resumes.
+    const ingest = await this.blobs.gcIngest(24 * 3600 * 1000);
+    if (removed.blobs + removed.layers + ingest > 0) logger.info("cleaned the store at start-up", { ...removed, ingestFiles: ingest });
+  }
+
+  // ---- pulls ----
+
+  async pull(text: string, opts: PullOptions = {}): Promise<ImageRecord> {
+    const ref = parseReference(text);
+    const key = refString(ref);
+    return this.pulls.run(key, () => this.doPull(ref, key, opts));
+  }
+
+  private async doPull(ref: ImageRef, key: string, opts: PullOptions): Promise<ImageRecord> {
+    const tracker = this.progress.start(key);
+    const held: string[] = [];
+    const hold = (k: string) => {
+      held.push(k);
+      this.inFlight.set(k, (this.inFlight.get(k) ?? 0) + 1);
+    };
+    const started = performance.now();
+    try {
+      const resolved = await this.registry.resolve(ref, this.config.pull.platform, { auth: opts.auth, signal: opts.signal });
+      const topDigest = resolved.index?.digest ?? resolved.manifestDigest;
+      hold(resolved.manifestDigest);
+      await this.blobs.writeBytes(resolved.manifestDigest, resolved.manifestBytes);
+      if (resolved.index) {
+        hold(resolved.index.digest);
+        await this.blobs.writeBytes(resolved.index.digest, resolved.index.bytes);
+      }
+      const manifest = resolved.manifest;
+      hold(manifest.config.digest);
+      await this.fetchBlob(ref, manifest.config, opts);
+      const config = parseImageConfig(await this.blobs.readBytes(manifest.config.digest, MAX_CONFIG_BYTES), {
+        layers: manifest.layers.length,
+        what: `config ${manifest.config.digest} of ${key}`,
+      });
+      const diffIDs = config.rootfs.diff_ids;
+      const chains = chainIDs(diffIDs);
+      for (const c of chains) hold(c);
+      for (const l of manifest.layers) hold(l.digest);
+      for (const l of manifest.layers) tracker.layer(l.digest, l.size, "waiting");
+
+      const layerRecords = await Promise.all(
+        manifest.layers.map((desc, i) => this.ensureLayer(ref, key, desc, diffIDs[i]!, chains[i]!, i > 0 ? chains[i - 1]! : null, tracker, opts)),
+      );
+      const layers: LayerRef[] = manifest.layers.map((d, i) => ({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: diffIDs[i]!, chainID: chains[i]! }));
+      const size = resolved.manifestBytes.length + manifest.config.size + manifest.layers.reduce((a, l) => a + l.size, 0);
+      const names = [repoTag(ref), repoDigest(ref, topDigest)].filter((n): n is string => n !== undefined);
+      const blobs = [resolved.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest), ...(resolved.index ? [resolved.index.digest] : [])];
+      const record = this.store.put(
+        { id: manifest.config.digest, manifestDigest: resolved.manifestDigest, topDigest, configMediaType: manifest.config.mediaType, size, layers, blobs },
+        names,
+        this.config.image.pinned.includes(key),
+        layerRecords,
+      );
+      logger.info("pulled image", { image: key, id: record.id, layers: layers.length, bytes: size, ms: Math.round(performance.now() - started) });
+      tracker.finish();
+      return record;
+    } catch (e) {
+      tracker.finish(errorMessage(e));
+      throw e;
+    } finally {
+      for (const k of held) {
+        const n = (this.inFlight.get(k) ?? 1) - 1;
+        if (n <= 0) this.inFlight.delete(k);
+        else this.inFlight.set(k, n);
+      }
+    }
+  }
+
+  private progressOpts() {
+    return { progressTimeoutMs: parseDuration(this.config.pull.progressTimeout), minBytesPerSecond: this.config.pull.minBytesPerSecond };
+  }
+
+  /** Download a blob once (bounded concurrency across every pull). */
+  private fetchBlob(ref: ImageRef, desc: Descriptor, opts: PullOptions, onProgress?: (bytes: number) => void) {
+    return this.downloads.run(() =>
+      this.blobs.ensure(
+        desc,
+        (offset, signal) => this.registry.fetchBlob(ref, desc, { offset, auth: opts.auth, signal }),
+        { ...this.progressOpts(), signal: opts.signal, onProgress: onProgress ? (b) => onProgress(b) : undefined },
+      ),
+    );
+  }
+
+  /** Make sure the layer's blob is stored and the layer unpacked under its chain ID. */
+  private async ensureLayer(ref: ImageRef, key: string, desc: Descriptor, diffID: string, chainID: string, parent: string | null, tracker: PullTracker, opts: PullOptions): Promise<LayerRecord> {
+    const existing = this.store.layer(chainID);
+    if (existing && (await this.blobs.has(desc.digest))) {
+      tracker.update(desc.digest, { phase: "cached", downloaded: desc.size });
+      return existing;
+    }
+    tracker.update(desc.digest, { phase: "downloading" });
+    let seen = 0;
+    await this.fetchBlob(ref, desc, opts, (downloaded) => {
+      noteBytes(downloaded - seen);
+      seen = downloaded;
+      tracker.update(desc.digest, { downloaded });
+    });
+    if (existing) {
+      tracker.update(desc.digest, { phase: "done", downloaded: desc.size });
+      return existing;
+    }
+    tracker.update(desc.digest, { phase: "unpacking", downloaded: desc.size });
+    const rec = await this.unpacks.run(chainID, async () => {
+      const again = this.store.layer(chainID);
+      if (again) return again;
+      const compression = layerCompression(desc.mediaType);
+      const result = await this.layers.create(chainID, async (dir) => {
+        const r = await this.unpackSlots.run(() => applyLayer(counted(Bun.file(this.blobs.path(desc.digest)).stream()), compression, dir, { signal: opts.signal }));
+        if (r.diffID !== diffID) {
+          throw invalidArgument(`layer ${desc.digest} of ${key} does not match its image config: it unpacks to ${r.diffID}, the config says ${diffID}`);
+        }
+        return r;
+      });
+      return { chainID, diffID, blobDigest: desc.digest, parent, bytes: result.bytes, inodes: result.entries };
+    });
+    tracker.update(desc.digest, { phase: "done" });
+    releaseGarbage();
+    // Recorded with the image (one transaction); until then the unpacked dir is held by inFlight.
+    return rec;
+  }
+
+  // ---- lookups ----
+
+  /**
+   * Find an image the way the kubelet and crictl name them: full id, id
+   * without "sha256:", a unique id prefix, repo:tag (normalised), repo@digest.
+   */
+  find(text: string): ImageRecord | undefined {
+    if (!text) throw invalidArgument("image is empty: give a name, tag, digest or image id");
+    if (text.startsWith("sha256:") && text.length === 71) return this.store.get(text);
+    if (looksLikeImageId(text)) return this.store.get(`sha256:${text}`);
+    if (/^[a-f0-9]{4,63}$/.test(text)) {
+      const byPrefix = this.store.byIdPrefix(text);
+      if (byPrefix.length === 1) return byPrefix[0];
+      if (byPrefix.length > 1) throw invalidArgument(`image id prefix ${text} is ambiguous: it matches ${byPrefix.length} images`);
+    }
+    let ref: ImageRef;
+    try {
+      ref = parseReference(text);
+    } catch (e) {
+      if (e instanceof CribError) return undefined;
+      throw e;
+    }
+    if (ref.digest) return this.store.byName(`${repoName(ref)}@${ref.digest}`) ?? this.byManifestDigest(repoName(ref), ref.digest);
+    return this.store.byName(repoTag(ref)!);
+  }
+
+  /** repo@<platform manifest digest> also names the image (containerd accepts it). */
+  private byManifestDigest(repo: string, digest: string): ImageRecord | undefined {
+    return this.store.list().find((i) => i.manifestDigest === digest && i.names.some((n) => n.startsWith(`${repo}:`) || n.startsWith(`${repo}@`)));
+  }
+
+  list(): ImageRecord[] {
+    return this.store.list();
+  }
+
+  async imageConfig(image: ImageRecord): Promise<ImageConfig> {
+    return parseImageConfig(await this.blobs.readBytes(image.id, MAX_CONFIG_BYTES), { layers: image.layers.length, what: `config of image ${image.id}` });
+  }
+
+  // ---- removal ----
+
+  /**
+   * Remove an image found by id or any of its names: the CRI removes the
+   * image, so every name goes, then the blobs and layers nothing else holds.
+   * Idempotent: an absent image is not an error.
+   */
+  async remove(text: string): Promise<boolean> {
+    const image = this.find(text);
+    if (!image) return false;
+    // As CRI-O: an image a container runs from stays (its layers are mounted).
+    const user = this.usedBy(image.id);
+    if (user) throw failedPrecondition(`image ${text} (${image.id}) is in use by container ${user}; remove the container first`);
+    this.store.remove(image.id);
+    const removed = await this.gc();
+    logger.info("removed image", { image: text, id: image.id, ...removed });
+    return true;
+  }
+
+  /** Delete blobs and layers no image holds (and no pull in progress). */
+  async gc(): Promise<{ blobs: number; layers: number }> {
+    const { blobs, chainIDs: chains } = this.store.referenced();
+    let nBlobs = 0;
+    let nLayers = 0;
+    for (const d of await this.blobs.list()) {
+      if (blobs.has(d) || this.inFlight.has(d)) continue;
+      if (await this.blobs.delete(d)) nBlobs++;
+    }
+    for (const l of this.store.layers()) {
+      if (chains.has(l.chainID) || this.inFlight.has(l.chainID)) continue;
+      this.store.removeLayer(l.chainID);
+      await this.layers.remove(l.chainID);
+      nLayers++;
+    }
+    // Directories without a row (a crash between unpack and commit).
+    const known = new Set(this.store.layers().map((l) => l.chainID.slice("sha256:".length)));
+    for (const hex of (await this.layers.listOnDisk()).complete) {
+      if (known.has(hex) || this.inFlight.has(`sha256:${hex}`)) continue;
+      await this.layers.remove(`sha256:${hex}`);
+      nLayers++;
+    }
+    return { blobs: nBlobs, layers: nLayers };
+  }
+
+  // ---- usage ----
+
+  async usage(): Promise<{ images: number; blobCount: number; blobBytes: number; layerCount: number; layerBytes: number; layerInodes: number; orphanBlobs: string[]; orphanLayers: string[]; ingestBytes: number }> {
+    const { blobs, chainIDs: chains } = this.store.referenced();
+    const onDisk = await this.blobs.list();
+    let blobBytes = 0;
+    for (const d of onDisk) blobBytes += await this.blobs.size(d);
+    const layerRows = this.store.layers();
+    const { layerBytes, layerInodes } = this.store.usage();
+    const known = new Set(layerRows.map((l) => l.chainID));
+    const dirs = (await this.layers.listOnDisk()).complete.map((h) => `sha256:${h}`);
+    return {
+      images: this.store.list().length,
+      blobCount: onDisk.length,
+      blobBytes,
+      layerCount: layerRows.length,
+      layerBytes,
+      layerInodes,
+      orphanBlobs: onDisk.filter((d) => !blobs.has(d) && !this.inFlight.has(d)),
+      orphanLayers: [...layerRows.map((l) => l.chainID).filter((c) => !chains.has(c) && !this.inFlight.has(c)), ...dirs.filter((c) => !known.has(c) && !this.inFlight.has(c))],
+      ingestBytes: await dirBytes(join(this.config.root, "ingest")),
+    };
+  }
+}
+
+export function assertImageSpec(spec: { image: string } | null, rpc: string): string {
+  const image = spec?.image ?? "";
+  if (!image) throw invalidArgument(`${rpc}: image.image is empty: give a name, tag, digest or image id`);
+  return image;
+}
+
+export function notFoundImage(text: string) {
+  return notFound(`image "${text}" not found`);
+}
+
+/**
+ * A pull churns through many short-lived chunk buffers, and the engine's
+ * collector is lazy about external (ArrayBuffer) memory: without help a
+ * 100 MB pull peaks at a few hundred MB of RSS. Collect after every
+ * GC_EVERY_BYTES moved and after each layer; the JS heap is small, so a full
+ * collection costs a few milliseconds.
+ */
+const GC_EVERY_BYTES = 32 * 1024 * 1024;
+let bytesSinceGc = 0;
+
+function releaseGarbage(): void {
+  bytesSinceGc = 0;
+  Bun.gc(true);
+}
+
+function noteBytes(n: number): void {
+  bytesSinceGc += n;
+  if (bytesSinceGc >= GC_EVERY_BYTES) releaseGarbage();
+}
+
+/** Pass chunks through, counting them towards the next collection. */
+async function* counted(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    noteBytes(chunk.length);
+    yield chunk;
+  }
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const n of names) total += (await stat(join(dir, n)).catch(() => ({ size: 0 }))).size;
+  return total;
+}

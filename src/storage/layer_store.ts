@@ -1,0 +1,70 @@
+// Unpacked layers: /var/lib/crib/layers/<chainID hex>/, one per layer chain,
+// shared by every image that holds it. A layer is unpacked into a temp dir and
+// renamed into place, so a directory with the final name is always complete.
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { errnoCode } from "../errors.ts";
+
+const TMP_SUFFIX = ".unpacking";
+
+function hexOf(digest: string): string {
+  const i = digest.indexOf(":");
+  const hex = digest.slice(i + 1);
+  if (i < 0 || !/^[a-f0-9]{64,128}$/.test(hex)) throw new Error(`not a digest: ${digest}`);
+  return hex;
+}
+
+export class LayerStore {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = join(root, "layers");
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  path(chainID: string): string {
+    return join(this.dir, hexOf(chainID));
+  }
+
+  /**
+   * Unpack a layer with `fill` into a fresh temp dir, then rename it into
+   * place. A leftover temp dir of a killed unpack is removed first.
+   */
+  async create<T>(chainID: string, fill: (dir: string) => Promise<T>): Promise<T> {
+    const final = this.path(chainID);
+    const tmp = final + TMP_SUFFIX;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { mode: 0o755 });
+    try {
+      const result = await fill(tmp);
+      await rm(final, { recursive: true, force: true }); // a dir without a DB row (crash after rename)
+      await rename(tmp, final);
+      return result;
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async remove(chainID: string): Promise<void> {
+    await rm(this.path(chainID), { recursive: true, force: true });
+  }
+
+  /** Names (hex) of the layer dirs on disk, complete or not. */
+  async listOnDisk(): Promise<{ complete: string[]; partial: string[] }> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return { complete: [], partial: [] };
+      throw e;
+    }
+    return {
+      complete: names.filter((n) => !n.endsWith(TMP_SUFFIX)),
+      partial: names.filter((n) => n.endsWith(TMP_SUFFIX)),
+    };
+  }
+}
