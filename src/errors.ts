@@ -30,6 +30,7 @@ export const resourceExhausted = (msg: string, cause?: unknown) => new CribError
 export const deadlineExceeded = (msg: string, cause?: unknown) => new CribError("deadline_exceeded", msg, { cause });
 export const unavailable = (msg: string, cause?: unknown) => new CribError("unavailable", msg, { cause });
 export const permissionDenied = (msg: string, cause?: unknown) => new CribError("permission_denied", msg, { cause });
+export const unimplemented = (msg: string, cause?: unknown) => new CribError("unimplemented", msg, { cause });
 export const internal = (msg: string, cause?: unknown) => new CribError("internal", msg, { cause });
 
 /** A message for any thrown value, for logs and error wrapping. */

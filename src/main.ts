@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from "./config/config.ts";
 import { flag, parseArgs, UsageError, usageOf } from "./cli/args.ts";
 import { SERVE_FLAGS, serve } from "./cli/serve.ts";
 import { ctl } from "./ctl/ctl.ts";
+import { runMonitor } from "./monitor/main.ts";
 import { SocketInUseError } from "./daemon/socket.ts";
 import { CribError } from "./errors.ts";
 import { COMMIT, CRI_API_VERSION, VERSION } from "./version.ts";
@@ -13,6 +14,7 @@ const USAGE = `crib: a Kubernetes container runtime (CRI) in one binary
 Usage:
   crib serve [--config FILE]     run the daemon (CRI socket for the kubelet)
   crib ctl COMMAND ...           talk to a running daemon, like crictl (crib ctl help)
+  crib monitor --state DIR       the node's container monitor (started by serve)
   crib config [--config FILE]    print the effective config as YAML
   crib version                   print version and commit
 
@@ -27,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "ctl":
       return ctl(rest);
+    case "monitor":
+      return runMonitor(rest);
     case "config": {
       const args = parseArgs(rest, SERVE_FLAGS);
       const { config, source } = loadConfig(flag(args, "config"));

@@ -1,9 +1,15 @@
 // `crib serve`: the daemon.
 import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
 import { bindUnix, createCriServer } from "../cri/server.ts";
 import type { Daemon } from "../daemon/daemon.ts";
+import { ContainerService } from "../container/container_service.ts";
+import { MonitorLink } from "../daemon/monitor_link.ts";
+import { ImageService } from "../image/image_service.ts";
+import { PodService } from "../pod/pod_service.ts";
+import { openDatabase } from "../state/db.ts";
 import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
@@ -27,7 +33,16 @@ export async function serve(argv: string[]): Promise<number> {
   const { replacedStale } = await prepareSocketPath(config.socket);
   if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
 
-  const daemon: Daemon = { config, configSource: source };
+  const db = openDatabase(config.root);
+  const images = new ImageService(config, db);
+  await images.init();
+  const pods = new PodService(config, db);
+  const link = new MonitorLink(join(config.state, "monitor"), config.log.level);
+  const containers = new ContainerService(config, db, images, pods, () => link.get());
+  link.onExit = (id, exit) => containers.recordExit(id, exit);
+  link.onReconnect = () => containers.recover();
+  await containers.recover();
+  const daemon: Daemon = { config, configSource: source, images, pods, containers };
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
   await restrictSocket(config.socket);
@@ -39,7 +54,9 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       serveLog.info("stopping", { signal });
-      void shutdown(server, config.socket).then(() => {
+      void shutdown(server, config.socket).then(async () => {
+        await link.close();
+        db.close();
         serveLog.info("stopped");
         resolve(0);
       });

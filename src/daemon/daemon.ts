@@ -1,9 +1,15 @@
 // The daemon's context: config and the components every CRI handler reaches.
 // Components are added here as their issues land (images, pods, containers...).
 import type { Config } from "../config/config.ts";
+import type { ContainerService } from "../container/container_service.ts";
+import type { ImageService } from "../image/image_service.ts";
+import type { PodService } from "../pod/pod_service.ts";
 
 export interface Daemon {
   config: Config;
   /** Where the config came from (a file path, or "embedded defaults"). */
   configSource: string;
+  images: ImageService;
+  pods: PodService;
+  containers: ContainerService;
 }

@@ -1,0 +1,313 @@
+// Containers: rootfs, OCI spec, and the monitor that runs them under runc.
+// The daemon holds no container: the monitor does, and reports exits here.
+import type { Database } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile, rename } from "node:fs/promises";
+import { dirname, isAbsolute, join } from "node:path";
+import type { Config } from "../config/config.ts";
+import { ContainerState, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
+import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import type { ImageService } from "../image/image_service.ts";
+import { log } from "../log/logger.ts";
+import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
+import type { PodService } from "../pod/pod_service.ts";
+import type { PodRecord } from "../pod/pod_store.ts";
+import { bootId, nowNs } from "../state/boot.ts";
+import { ContainerFsStore } from "../storage/container_fs.ts";
+import { ClaimedCreates } from "../util/claims.ts";
+import { ContainerStore, type ContainerRecord } from "./container_store.ts";
+import { buildContainerSpec } from "./spec/build.ts";
+import { resolveUser } from "./spec/user.ts";
+import { runcUpdate } from "./runc_update.ts";
+
+const logger = log.with({ component: "container" });
+
+/** ExecSync output cap (CRI-O and dockershim use 16 MiB; CVE-2022-31030). */
+export const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
+
+const SIGNAL_NAMES = Object.fromEntries(Object.entries(Signal).map(([k, v]) => [v, k])) as Record<number, string>;
+
+export class ContainerService {
+  readonly store: ContainerStore;
+  readonly fs: ContainerFsStore;
+  private readonly creates: ClaimedCreates;
+  /** Waiters for a container's exit (StopContainer). */
+  private readonly exitWaiters = new Map<string, Set<() => void>>();
+
+  constructor(
+    private readonly config: Config,
+    db: Database,
+    private readonly images: ImageService,
+    private readonly pods: PodService,
+    private readonly monitor: () => Promise<MonitorClient>,
+  ) {
+    this.store = new ContainerStore(db);
+    this.fs = new ContainerFsStore(config.root, config.state);
+    this.creates = new ClaimedCreates("container", (k) => this.store.byNameKey(k), (id, u) => this.store.setUnclaimed(id, u));
+    images.usedBy = (imageId) => this.store.userOfImage(imageId);
+    pods.containers = {
+      stopAll: async (podId, timeoutS) => {
+        for (const c of this.store.list(podId)) await this.stop(c.id, timeoutS);
+      },
+      removeAll: async (podId) => {
+        for (const c of this.store.list(podId)) await this.remove(c.id);
+      },
+    };
+  }
+
+  private runtimeFor(pod: PodRecord) {
+    const handler = this.config.runtime.handlers[pod.runtimeHandler];
+    if (!handler) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" of pod ${pod.id} is no longer configured`);
+    return { path: handler.path, root: handler.root ?? join(this.config.state, "runtime", pod.runtimeHandler) };
+  }
+
+  // ---- create / start / stop / remove ----
+
+  async create(podId: string, config: ContainerConfig, signal: AbortSignal): Promise<string> {
+    const md = config.metadata;
+    if (!md || !md.name) throw invalidArgument("CreateContainer: config.metadata.name is empty");
+    if (!config.image?.image) throw invalidArgument("CreateContainer: config.image.image is empty");
+    const pod = this.pods.get(podId);
+    if (pod.state !== PodSandboxState.SANDBOX_READY) throw failedPrecondition(`CreateContainer: pod sandbox ${pod.id} is not ready`);
+    const key = `${pod.id}_${md.name}_${md.attempt}`;
+    return this.creates.run(key, signal, () => this.doCreate(key, pod, config));
+  }
+
+  private async doCreate(key: string, pod: PodRecord, config: ContainerConfig): Promise<string> {
+    const image = this.images.find(config.image!.image);
+    if (!image) throw notFound(`CreateContainer: image "${config.image!.image}" is not present; pull it first`);
+    const imageConfig = await this.images.imageConfig(image);
+    const id = randomBytes(32).toString("hex");
+    const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";
+    if (logPath && !isAbsolute(logPath)) throw invalidArgument(`CreateContainer: log path ${logPath} is not absolute`);
+    const fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+    try {
+      const sc = config.linux?.security_context;
+      const user = await resolveUser(fs.rootfs, {
+        runAsUser: sc?.run_as_user?.value ?? null,
+        runAsUsername: sc?.run_as_username ?? "",
+        runAsGroup: sc?.run_as_group?.value ?? null,
+        imageUser: imageConfig.config?.User ?? "",
+        supplementalGroups: sc?.supplemental_groups ?? [],
+        strictSupplementalGroups: sc?.supplemental_groups_policy === 1,
+      });
+      const files = this.pods.files(pod);
+      const spec = await buildContainerSpec({
+        containerId: id,
+        sandboxId: pod.id,
+        config,
+        sandbox: pod.config,
+        image: {
+          user: imageConfig.config?.User ?? "",
+          env: imageConfig.config?.Env ?? [],
+          entrypoint: imageConfig.config?.Entrypoint ?? [],
+          cmd: imageConfig.config?.Cmd ?? [],
+          workingDir: imageConfig.config?.WorkingDir ?? "",
+          stopSignal: imageConfig.config?.StopSignal ?? "",
+        },
+        rootfs: fs.rootfs,
+        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pod.namespaces.pid },
+        cgroupsPath: this.cgroupsPath(pod, id),
+        user,
+        hostname: pod.config.hostname || pod.config.metadata?.name || "",
+        sandboxFiles: files,
+        seccompProfileRoot: join(this.config.root, "seccomp"),
+        runtimeCanLowerOomScore: false,
+      });
+      const bundle = dirname(fs.rootfs);
+      await writeAtomic(join(bundle, "config.json"), JSON.stringify(spec));
+      const rec: ContainerRecord = {
+        id, podId: pod.id, nameKey: key, config, imageId: image.id, imageRef: config.image!.image,
+        state: ContainerState.CONTAINER_CREATED, createdNs: nowNs(), startedNs: 0n, finishedNs: 0n, exitCode: 0,
+        reason: "", message: "", logPath, unclaimed: true, bootId: bootId(),
+      };
+      if (logPath) await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
+      const mon = await this.monitor();
+      await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
+      mon.holdPipes(id);
+      this.store.insert(rec);
+      logger.info("container created", { container: id, pod: pod.id, name: key, image: image.id });
+      return id;
+    } catch (e) {
+      await (await this.monitor()).delete(id).catch(() => {});
+      await this.fs.remove(id);
+      throw e;
+    }
+  }
+
+  private cgroupsPath(pod: PodRecord, id: string): string {
+    const parent = pod.config.linux?.cgroup_parent ?? "";
+    if (this.config.runtime.cgroupDriver === "systemd") return `${parent || "system.slice"}:crib:${id}`;
+    return `${parent || "/crib"}/crib-${id}`;
+  }
+
+  get(idOrPrefix: string): ContainerRecord {
+    if (!idOrPrefix) throw invalidArgument("container id is empty");
+    const exact = this.store.get(idOrPrefix);
+    if (exact) return exact;
+    const matches = this.store.byIdPrefix(idOrPrefix);
+    if (matches.length > 1) throw invalidArgument(`container id prefix "${idOrPrefix}" is ambiguous (${matches.length} containers)`);
+    if (!matches[0]) throw notFound(`container "${idOrPrefix}" not found`);
+    return matches[0];
+  }
+
+  async start(idOrPrefix: string): Promise<void> {
+    const c = this.get(idOrPrefix);
+    if (c.state !== ContainerState.CONTAINER_CREATED) throw failedPrecondition(`StartContainer: container ${c.id} is ${stateName(c.state)}, not created`);
+    const st = await (await this.monitor()).start(c.id);
+    // A container that exits at once may already be reported exited.
+    if (this.store.get(c.id)?.state === ContainerState.CONTAINER_CREATED) {
+      this.store.setStarted(c.id, ContainerState.CONTAINER_RUNNING, st.startedAtNs ? BigInt(st.startedAtNs) : nowNs());
+    }
+    if (st.exit) this.recordExit(c.id, st.exit);
+    logger.info("container started", { container: c.id });
+  }
+
+  /** Stop signal, then SIGKILL after `timeoutS`. Idempotent: a stopped container is fine. */
+  async stop(idOrPrefix: string, timeoutS: number): Promise<void> {
+    const c = this.get(idOrPrefix);
+    if (c.state === ContainerState.CONTAINER_EXITED) return;
+    const mon = await this.monitor();
+    if (c.state === ContainerState.CONTAINER_CREATED) {
+      // Never started: nothing runs yet; record it as exited.
+      await mon.kill(c.id, "SIGKILL").catch(() => {});
+      this.recordExit(c.id, { exitCode: 0, exitedAtNs: nowNs().toString(), reason: "Completed", message: "stopped before it started" });
+      return;
+    }
+    const exited = this.waitExit(c.id);
+    if (timeoutS > 0) {
+      await mon.kill(c.id, await this.stopSignal(c)).catch((e: unknown) => logger.debug("stop signal not delivered", { container: c.id, error: e }));
+      if (await Promise.race([exited.then(() => true), Bun.sleep(timeoutS * 1000).then(() => false)])) return;
+    }
+    await mon.kill(c.id, "SIGKILL", true).catch((e: unknown) => logger.debug("SIGKILL not delivered", { container: c.id, error: e }));
+    await Promise.race([exited, Bun.sleep(10_000)]);
+    await this.refresh(c.id);
+  }
+
+  /** The CRI's stop_signal, else the image's StopSignal, else SIGTERM. */
+  private async stopSignal(c: ContainerRecord): Promise<string> {
+    if (c.config.stop_signal !== Signal.RUNTIME_DEFAULT) return SIGNAL_NAMES[c.config.stop_signal] ?? "SIGTERM";
+    const image = this.images.find(c.imageId);
+    const fromImage = image ? (await this.images.imageConfig(image)).config?.StopSignal : undefined;
+    if (!fromImage) return "SIGTERM";
+    return /^\d+$/.test(fromImage) || fromImage.startsWith("SIG") ? fromImage : `SIG${fromImage}`;
+  }
+
+  async remove(idOrPrefix: string): Promise<void> {
+    let c: ContainerRecord;
+    try {
+      c = this.get(idOrPrefix);
+    } catch (e) {
+      if (e instanceof CribError && e.kind === "not_found") return;
+      throw e;
+    }
+    if (c.state === ContainerState.CONTAINER_RUNNING) await this.stop(c.id, 0);
+    const mon = await this.monitor();
+    await mon.delete(c.id);
+    mon.releasePipes(c.id);
+    await this.fs.remove(c.id);
+    this.store.remove(c.id);
+    logger.info("container removed", { container: c.id });
+  }
+
+  // ---- exits ----
+
+  /** Called for every exit the monitor reports (and at start-up for missed ones). */
+  recordExit(id: string, exit: ExitInfo): void {
+    const c = this.store.get(id);
+    if (!c || c.state === ContainerState.CONTAINER_EXITED) return;
+    this.store.setExited(id, {
+      state: ContainerState.CONTAINER_EXITED,
+      finishedNs: BigInt(exit.exitedAtNs),
+      exitCode: exit.exitCode,
+      reason: exit.reason,
+      message: exit.message ?? "",
+    });
+    for (const w of this.exitWaiters.get(id) ?? []) w();
+    this.exitWaiters.delete(id);
+    logger.info("container exited", { container: id, exitCode: exit.exitCode, reason: exit.reason });
+  }
+
+  private waitExit(id: string): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.exitWaiters.get(id);
+      if (!set) this.exitWaiters.set(id, (set = new Set()));
+      set.add(resolve);
+    });
+  }
+
+  /** Ask the monitor for the truth about a container and record it. */
+  async refresh(id: string): Promise<void> {
+    const c = this.store.get(id);
+    if (!c || c.state === ContainerState.CONTAINER_EXITED) return;
+    let st;
+    try {
+      st = await (await this.monitor()).state(id);
+    } catch (e) {
+      if (e instanceof CribError && e.kind === "not_found") {
+        this.recordExit(id, { exitCode: 255, exitedAtNs: nowNs().toString(), reason: "Unknown", message: "the monitor has no record of this container" });
+        return;
+      }
+      throw e;
+    }
+    if (st.exit) this.recordExit(id, st.exit);
+    else if (st.status === "running" && c.state === ContainerState.CONTAINER_CREATED) {
+      this.store.setStarted(id, ContainerState.CONTAINER_RUNNING, st.startedAtNs ? BigInt(st.startedAtNs) : nowNs());
+    }
+  }
+
+  // ---- other RPCs ----
+
+  async execSync(idOrPrefix: string, cmd: string[], timeoutS: number) {
+    const c = this.get(idOrPrefix);
+    if (cmd.length === 0) throw invalidArgument("ExecSync: cmd is empty");
+    if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ExecSync: container ${c.id} is ${stateName(c.state)}, not running`);
+    const r = await (await this.monitor()).exec({ id: c.id, args: cmd, timeoutMs: timeoutS > 0 ? timeoutS * 1000 : 0, maxOutputBytes: EXEC_SYNC_MAX_OUTPUT });
+    if (r.timedOut) throw deadlineExceeded(`ExecSync: command ${JSON.stringify(cmd)} in container ${c.id} timed out after ${timeoutS}s`);
+    return r;
+  }
+
+  async reopenLog(idOrPrefix: string): Promise<void> {
+    const c = this.get(idOrPrefix);
+    if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ReopenContainerLog: container ${c.id} is not running`);
+    await (await this.monitor()).reopenLog(c.id);
+  }
+
+  async updateResources(idOrPrefix: string, resources: LinuxContainerResources | null): Promise<void> {
+    const c = this.get(idOrPrefix);
+    if (!resources) return;
+    if (c.state === ContainerState.CONTAINER_EXITED) throw failedPrecondition(`UpdateContainerResources: container ${c.id} has exited`);
+    const pod = this.pods.get(c.podId);
+    await runcUpdate(this.runtimeFor(pod), c.id, resources);
+  }
+
+  list(): ContainerRecord[] {
+    return this.store.list();
+  }
+
+  /**
+   * Start-up: after a daemon restart the monitor tells what happened while we
+   * were down; after a reboot nothing survived.
+   */
+  async recover(): Promise<void> {
+    const boot = bootId();
+    for (const c of this.store.list()) {
+      if (c.state === ContainerState.CONTAINER_EXITED) continue;
+      if (c.bootId !== boot) {
+        this.recordExit(c.id, { exitCode: 255, exitedAtNs: nowNs().toString(), reason: "Unknown", message: "the node rebooted while the container was running" });
+        continue;
+      }
+      await this.refresh(c.id);
+      (await this.monitor()).holdPipes(c.id);
+    }
+  }
+}
+
+export function stateName(s: number): string {
+  return ["created", "running", "exited", "unknown"][s] ?? `state ${s}`;
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text, { mode: 0o600 });
+  await rename(`${path}.tmp`, path);
+}

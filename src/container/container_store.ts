@@ -1,0 +1,94 @@
+// Container records in the database.
+import type { Database } from "bun:sqlite";
+import type { ContainerConfig } from "../cri/types.ts";
+import { decodeContainerConfig, encodeContainerConfig } from "../state/codec.ts";
+
+export interface ContainerRecord {
+  id: string;
+  podId: string;
+  nameKey: string;
+  config: ContainerConfig;
+  imageId: string;
+  imageRef: string;
+  state: number; // ContainerState
+  createdNs: bigint;
+  startedNs: bigint;
+  finishedNs: bigint;
+  exitCode: number;
+  reason: string;
+  message: string;
+  logPath: string;
+  unclaimed: boolean;
+  bootId: string;
+}
+
+interface Row {
+  id: string; pod_id: string; name_key: string; config: Uint8Array; image_id: string; image_ref: string; state: number;
+  created_ns: number | bigint; started_ns: number | bigint; finished_ns: number | bigint; exit_code: number;
+  reason: string; message: string; log_path: string; unclaimed: number; boot_id: string;
+}
+
+function toRecord(r: Row): ContainerRecord {
+  return {
+    id: r.id, podId: r.pod_id, nameKey: r.name_key, config: decodeContainerConfig(r.config), imageId: r.image_id, imageRef: r.image_ref,
+    state: r.state, createdNs: BigInt(r.created_ns), startedNs: BigInt(r.started_ns), finishedNs: BigInt(r.finished_ns),
+    exitCode: r.exit_code, reason: r.reason, message: r.message, logPath: r.log_path, unclaimed: r.unclaimed !== 0, bootId: r.boot_id,
+  };
+}
+
+export interface ExitUpdate { state: number; finishedNs: bigint; exitCode: number; reason: string; message: string }
+
+export class ContainerStore {
+  constructor(private readonly db: Database) {}
+
+  insert(c: ContainerRecord): void {
+    this.db
+      .query(`INSERT INTO containers (id, pod_id, name_key, config, image_id, image_ref, state, created_ns, started_ns, finished_ns, exit_code, reason, message, log_path, unclaimed, boot_id)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(c.id, c.podId, c.nameKey, encodeContainerConfig(c.config), c.imageId, c.imageRef, c.state, c.createdNs, c.startedNs, c.finishedNs, c.exitCode, c.reason, c.message, c.logPath, c.unclaimed ? 1 : 0, c.bootId);
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    const r = this.db.query("SELECT * FROM containers WHERE id = ?").get(id) as Row | null;
+    return r ? toRecord(r) : undefined;
+  }
+
+  byNameKey(key: string): ContainerRecord | undefined {
+    const r = this.db.query("SELECT * FROM containers WHERE name_key = ?").get(key) as Row | null;
+    return r ? toRecord(r) : undefined;
+  }
+
+  byIdPrefix(prefix: string): ContainerRecord[] {
+    return (this.db.query("SELECT * FROM containers WHERE id LIKE ? ORDER BY id").all(`${prefix}%`) as Row[]).map(toRecord);
+  }
+
+  list(podId?: string): ContainerRecord[] {
+    const rows = podId
+      ? (this.db.query("SELECT * FROM containers WHERE pod_id = ? ORDER BY created_ns").all(podId) as Row[])
+      : (this.db.query("SELECT * FROM containers ORDER BY created_ns").all() as Row[]);
+    return rows.map(toRecord);
+  }
+
+  /** A container that uses the image, if any (its layers must stay). */
+  userOfImage(imageId: string): string | undefined {
+    return (this.db.query("SELECT id FROM containers WHERE image_id = ? LIMIT 1").get(imageId) as { id: string } | null)?.id;
+  }
+
+  setStarted(id: string, state: number, startedNs: bigint): void {
+    this.db.query("UPDATE containers SET state = ?, started_ns = ? WHERE id = ?").run(state, startedNs, id);
+  }
+
+  setExited(id: string, u: ExitUpdate): void {
+    this.db
+      .query("UPDATE containers SET state = ?, finished_ns = ?, exit_code = ?, reason = ?, message = ? WHERE id = ?")
+      .run(u.state, u.finishedNs, u.exitCode, u.reason, u.message, id);
+  }
+
+  setUnclaimed(id: string, unclaimed: boolean): void {
+    this.db.query("UPDATE containers SET unclaimed = ? WHERE id = ?").run(unclaimed ? 1 : 0, id);
+  }
+
+  remove(id: string): void {
+    this.db.query("DELETE FROM containers WHERE id = ?").run(id);
+  }
+}

@@ -1,0 +1,7 @@
+import { unary } from "./rpc.ts";
+import type { ReopenContainerLogRequest, ReopenContainerLogResponse } from "./types.ts";
+
+export const containerReopenLog = unary<ReopenContainerLogRequest, ReopenContainerLogResponse>(async (d, req) => {
+  await d.containers.reopenLog(req.container_id);
+  return {};
+});

@@ -1,0 +1,9 @@
+import { invalidArgument } from "../errors.ts";
+import { unary } from "./rpc.ts";
+import type { StopContainerRequest, StopContainerResponse } from "./types.ts";
+
+export const containerStop = unary<StopContainerRequest, StopContainerResponse>(async (d, req) => {
+  if (req.timeout < 0n) throw invalidArgument(`StopContainer: timeout ${req.timeout} is negative`);
+  await d.containers.stop(req.container_id, Number(req.timeout));
+  return {};
+});

@@ -1,0 +1,174 @@
+// Pod sandboxes: state dirs, pinned namespaces, pod files, sysctls, records.
+// Networking beyond loopback (CNI) hooks in at run/stop.
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Database } from "bun:sqlite";
+import type { Config } from "../config/config.ts";
+import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../cri/types.ts";
+import { invalidArgument, notFound, unimplemented } from "../errors.ts";
+import { log } from "../log/logger.ts";
+import { bootId, nowNs } from "../state/boot.ts";
+import { ClaimedCreates } from "../util/claims.ts";
+import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, umount2 } from "../sys/mount.ts";
+import { pinNamespaces, unpinNamespaces, type PinnedKind } from "./namespaces.ts";
+import { writePodFiles, type PodFiles } from "./pod_files.ts";
+import { PodStore, type PodRecord } from "./pod_store.ts";
+
+const logger = log.with({ component: "pod" });
+
+/** What the pod component needs from the container component. */
+export interface PodContainers {
+  /** Stop every container of the pod (SIGKILL after `timeoutS`). */
+  stopAll(podId: string, timeoutS: number): Promise<void>;
+  /** Remove every container of the pod. */
+  removeAll(podId: string): Promise<void>;
+}
+
+const SYSCTL_NAME = /^[a-z0-9_]+(\.[a-z0-9_-]+)+$/;
+
+/** Sysctls a pod may set, and which of its namespaces each needs (as the kubelet's safe/unsafe lists assume). */
+export function sysctlNamespace(name: string): "net" | "ipc" | undefined {
+  if (name.startsWith("net.")) return "net";
+  if (/^kernel\.(shm(all|max|mni|_rmid_forced)|msg(max|mnb|mni)|sem)$/.test(name) || name.startsWith("fs.mqueue.")) return "ipc";
+  return undefined;
+}
+
+export class PodService {
+  readonly store: PodStore;
+  private readonly creates: ClaimedCreates;
+  containers: PodContainers = { stopAll: async () => {}, removeAll: async () => {} };
+
+  constructor(private readonly config: Config, db: Database) {
+    this.store = new PodStore(db);
+    this.creates = new ClaimedCreates("pod sandbox", (k) => this.store.byNameKey(k), (id, u) => this.store.setUnclaimed(id, u));
+  }
+
+  podDir(id: string): string {
+    return join(this.config.state, "pods", id);
+  }
+
+  /** The pod's files its containers mount: /etc/{hostname,hosts,resolv.conf} and /dev/shm. */
+  files(pod: PodRecord): PodFiles & { shm?: string } {
+    const dir = this.podDir(pod.id);
+    const hostIpc = pod.config.linux?.security_context?.namespace_options?.ipc === NamespaceMode.NODE;
+    return { hostname: join(dir, "hostname"), hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf"), shm: hostIpc ? "/dev/shm" : join(dir, "shm") };
+  }
+
+  async run(config: PodSandboxConfig, runtimeHandler: string, signal: AbortSignal): Promise<string> {
+    const md = config.metadata;
+    if (!md || !md.name || !md.namespace || !md.uid) throw invalidArgument("RunPodSandbox: config.metadata needs name, namespace and uid");
+    const handler = runtimeHandler || this.config.runtime.default;
+    if (!this.config.runtime.handlers[handler]) {
+      throw invalidArgument(`RunPodSandbox: runtime handler "${handler}" is not configured (known: ${Object.keys(this.config.runtime.handlers).join(", ")})`);
+    }
+    const key = `${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+    return this.creates.run(key, signal, () => this.create(key, config, handler));
+  }
+
+  private async create(key: string, config: PodSandboxConfig, handler: string): Promise<string> {
+    const ns = config.linux?.security_context?.namespace_options;
+    const hostNet = ns?.network === NamespaceMode.NODE;
+    const hostIpc = ns?.ipc === NamespaceMode.NODE;
+    if (ns?.pid === NamespaceMode.POD) throw unimplemented("RunPodSandbox: a pod-wide PID namespace (shareProcessNamespace) is not supported by crib yet");
+    if (ns?.userns_options && ns.userns_options.mode !== NamespaceMode.NODE) {
+      throw unimplemented("RunPodSandbox: user namespaces (hostUsers: false) are not supported by crib yet");
+    }
+    const sysctls = Object.entries(config.linux?.sysctls ?? {});
+    for (const [name] of sysctls) {
+      const need = sysctlNamespace(name);
+      if (!SYSCTL_NAME.test(name) || !need) throw invalidArgument(`RunPodSandbox: sysctl "${name}" is not a namespaced sysctl a pod may set`);
+      if ((need === "net" && hostNet) || (need === "ipc" && hostIpc)) throw invalidArgument(`RunPodSandbox: sysctl "${name}" cannot be set in a pod that uses the host's ${need} namespace`);
+    }
+
+    const id = randomBytes(32).toString("hex");
+    const dir = this.podDir(id);
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    const kinds: PinnedKind[] = [...(hostNet ? [] : (["net", "uts"] as const)), ...(hostIpc ? [] : (["ipc"] as const))];
+    const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
+    try {
+      const pinned = pinNamespaces(join(dir, "ns"), kinds, hostname, () => {
+        for (const [name, value] of sysctls) writeFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, value);
+      });
+      await writePodFiles(dir, hostname || (await hostHostname()), config.dns_config);
+      if (!hostIpc) await mountPodShm(join(dir, "shm"));
+      const rec: PodRecord = {
+        id, nameKey: key, config, runtimeHandler: handler, state: PodSandboxState.SANDBOX_READY, createdNs: nowNs(),
+        namespaces: pinned, ips: [], unclaimed: true, bootId: bootId(),
+      };
+      this.store.insert(rec);
+      logger.info("pod sandbox ready", { pod: id, name: key, namespaces: kinds });
+      return id;
+    } catch (e) {
+      unpinNamespaces(join(dir, "ns"), kinds);
+      unmountQuiet(join(dir, "shm"));
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Look a pod up by full id or unique prefix. */
+  find(idOrPrefix: string): PodRecord | undefined {
+    if (!idOrPrefix) throw invalidArgument("pod sandbox id is empty");
+    const exact = this.store.get(idOrPrefix);
+    if (exact) return exact;
+    const matches = this.store.byIdPrefix(idOrPrefix);
+    if (matches.length > 1) throw invalidArgument(`pod sandbox id prefix "${idOrPrefix}" is ambiguous (${matches.length} pods)`);
+    return matches[0];
+  }
+
+  get(idOrPrefix: string): PodRecord {
+    const p = this.find(idOrPrefix);
+    if (!p) throw notFound(`pod sandbox "${idOrPrefix}" not found`);
+    return p;
+  }
+
+  /** Stop: containers killed, network torn down, pod not ready. Idempotent; absent pods are fine. */
+  async stop(idOrPrefix: string): Promise<void> {
+    const pod = this.find(idOrPrefix);
+    if (!pod) return;
+    await this.containers.stopAll(pod.id, 0);
+    if (pod.state !== PodSandboxState.SANDBOX_NOTREADY) {
+      this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
+      logger.info("pod sandbox stopped", { pod: pod.id });
+    }
+  }
+
+  /** Remove: containers removed, namespaces unpinned, files gone. Idempotent. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const pod = this.find(idOrPrefix);
+    if (!pod) return;
+    await this.stop(pod.id);
+    await this.containers.removeAll(pod.id);
+    unpinNamespaces(join(this.podDir(pod.id), "ns"));
+    unmountQuiet(join(this.podDir(pod.id), "shm"));
+    await rm(this.podDir(pod.id), { recursive: true, force: true });
+    this.store.remove(pod.id);
+    logger.info("pod sandbox removed", { pod: pod.id });
+  }
+
+  list(): PodRecord[] {
+    return this.store.list();
+  }
+}
+
+/** Size of a pod's shared /dev/shm, as containerd and the kubelet's default. */
+const SHM_SIZE = 64 * 1024 * 1024;
+
+async function mountPodShm(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o1777 });
+  mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+}
+
+function unmountQuiet(path: string): void {
+  try {
+    umount2(path, MNT_DETACH);
+  } catch {
+    // not mounted
+  }
+}
+
+async function hostHostname(): Promise<string> {
+  return (await Bun.file("/proc/sys/kernel/hostname").text()).trim();
+}
