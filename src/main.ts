@@ -2,6 +2,7 @@
 import { stringify } from "yaml";
 import { ConfigError, loadConfig } from "./config/config.ts";
 import { flag, parseArgs, UsageError, usageOf } from "./cli/args.ts";
+import { pause } from "./cli/pause.ts";
 import { SERVE_FLAGS, serve } from "./cli/serve.ts";
 import { ctl } from "./ctl/ctl.ts";
 import { runMonitor } from "./monitor/main.ts";
@@ -31,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return ctl(rest);
     case "monitor":
       return runMonitor(rest);
+    case "pause":
+      return pause();
     case "config": {
       const args = parseArgs(rest, SERVE_FLAGS);
       const { config, source } = loadConfig(flag(args, "config"));

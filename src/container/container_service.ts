@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, writeFile, rename } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { ContainerState, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
 import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
@@ -92,6 +92,7 @@ export class ContainerService {
         strictSupplementalGroups: sc?.supplemental_groups_policy === 1,
       });
       const files = this.pods.files(pod);
+      const pidNs = await this.pidNamespaceFor(pod, config);
       const spec = await buildContainerSpec({
         containerId: id,
         sandboxId: pod.id,
@@ -106,7 +107,7 @@ export class ContainerService {
           stopSignal: imageConfig.config?.StopSignal ?? "",
         },
         rootfs: fs.rootfs,
-        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pod.namespaces.pid },
+        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs },
         cgroupsPath: this.cgroupsPath(pod, id),
         user,
         hostname: pod.config.hostname || pod.config.metadata?.name || "",
@@ -133,6 +134,17 @@ export class ContainerService {
       await this.fs.remove(id);
       throw e;
     }
+  }
+
+  /** The pod's shared PID namespace, or for TARGET mode (ephemeral containers) the target container's. */
+  private async pidNamespaceFor(pod: PodRecord, config: ContainerConfig): Promise<string | undefined> {
+    const opts = config.linux?.security_context?.namespace_options;
+    if (opts?.pid !== NamespaceMode.TARGET) return pod.namespaces.pid;
+    const target = this.get(opts.target_id);
+    if (target.podId !== pod.id) throw invalidArgument(`CreateContainer: target container ${target.id} is not in pod ${pod.id}`);
+    const st = await (await this.monitor()).state(target.id);
+    if (st.status !== "running" || st.pid <= 0) throw failedPrecondition(`CreateContainer: target container ${target.id} is not running`);
+    return `/proc/${st.pid}/ns/pid`;
   }
 
   private cgroupsPath(pod: PodRecord, id: string): string {

@@ -14,7 +14,8 @@ import { ClaimedCreates } from "../util/claims.ts";
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, umount2 } from "../sys/mount.ts";
 import { pinNamespaces, unpinNamespaces, type PinnedKind } from "./namespaces.ts";
 import { writePodFiles, type PodFiles } from "./pod_files.ts";
-import { PodStore, type PodRecord } from "./pod_store.ts";
+import { startPidInfra, stopPidInfra } from "./pid_infra.ts";
+import { PodStore, type PodNamespaces, type PodRecord } from "./pod_store.ts";
 
 const logger = log.with({ component: "pod" });
 
@@ -71,7 +72,6 @@ export class PodService {
     const ns = config.linux?.security_context?.namespace_options;
     const hostNet = ns?.network === NamespaceMode.NODE;
     const hostIpc = ns?.ipc === NamespaceMode.NODE;
-    if (ns?.pid === NamespaceMode.POD) throw unimplemented("RunPodSandbox: a pod-wide PID namespace (shareProcessNamespace) is not supported by crib yet");
     if (ns?.userns_options && ns.userns_options.mode !== NamespaceMode.NODE) {
       throw unimplemented("RunPodSandbox: user namespaces (hostUsers: false) are not supported by crib yet");
     }
@@ -88,9 +88,14 @@ export class PodService {
     const kinds: PinnedKind[] = [...(hostNet ? [] : (["net", "uts"] as const)), ...(hostIpc ? [] : (["ipc"] as const))];
     const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
     try {
-      const pinned = pinNamespaces(join(dir, "ns"), kinds, hostname, () => {
+      const pinned: PodNamespaces = pinNamespaces(join(dir, "ns"), kinds, hostname, () => {
         for (const [name, value] of sysctls) writeFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, value);
       });
+      if (ns?.pid === NamespaceMode.POD) {
+        const infra = startPidInfra(join(dir, "ns"));
+        pinned.pid = infra.nsPath;
+        pinned.infraPid = infra.pid;
+      }
       await writePodFiles(dir, hostname || (await hostHostname()), config.dns_config);
       if (!hostIpc) await mountPodShm(join(dir, "shm"));
       const rec: PodRecord = {
@@ -101,7 +106,7 @@ export class PodService {
       logger.info("pod sandbox ready", { pod: id, name: key, namespaces: kinds });
       return id;
     } catch (e) {
-      unpinNamespaces(join(dir, "ns"), kinds);
+      unpinNamespaces(join(dir, "ns"), [...kinds, "pid"]);
       unmountQuiet(join(dir, "shm"));
       await rm(dir, { recursive: true, force: true });
       throw e;
@@ -129,6 +134,7 @@ export class PodService {
     const pod = this.find(idOrPrefix);
     if (!pod) return;
     await this.containers.stopAll(pod.id, 0);
+    if (pod.namespaces.infraPid && pod.namespaces.pid) stopPidInfra(pod.namespaces.infraPid, pod.namespaces.pid);
     if (pod.state !== PodSandboxState.SANDBOX_NOTREADY) {
       this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
       logger.info("pod sandbox stopped", { pod: pod.id });
@@ -141,7 +147,7 @@ export class PodService {
     if (!pod) return;
     await this.stop(pod.id);
     await this.containers.removeAll(pod.id);
-    unpinNamespaces(join(this.podDir(pod.id), "ns"));
+    unpinNamespaces(join(this.podDir(pod.id), "ns"), ["net", "ipc", "uts", "pid"]);
     unmountQuiet(join(this.podDir(pod.id), "shm"));
     await rm(this.podDir(pod.id), { recursive: true, force: true });
     this.store.remove(pod.id);

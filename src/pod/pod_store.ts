@@ -3,7 +3,7 @@ import type { Database } from "bun:sqlite";
 import type { PodSandboxConfig } from "../cri/types.ts";
 import { decodePodConfig, encodePodConfig } from "../state/codec.ts";
 
-export interface PodNamespaces { net?: string; ipc?: string; uts?: string; pid?: string }
+export interface PodNamespaces { net?: string; ipc?: string; uts?: string; pid?: string; /** PID 1 of a shared PID namespace. */ infraPid?: number }
 
 export interface PodRecord {
   id: string;

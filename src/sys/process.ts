@@ -42,6 +42,20 @@ export function waitPid(pid: number, options = WNOHANG): ChildStatus | null {
   return { pid: gotPid, code: siginfo[2] ?? 0, status: siginfo[6] ?? 0 };
 }
 
+/**
+ * waitid(P_ALL, WEXITED | WNOHANG): reap any exited child. Only for a process
+ * that spawns no children through Bun (the pod infra process), since Bun
+ * reaps its own.
+ */
+export function waitAny(): ChildStatus | null {
+  siginfo.fill(0);
+  const fn = libcFunction("waitid", { args: ["i32", "i32", "ptr", "i32"], returns: "i32" });
+  const ret = fn(0 /* P_ALL */, 0, ptr(siginfo), WEXITED | WNOHANG) as number;
+  if (ret < 0) return null; // ECHILD: no children
+  const gotPid = siginfo[4] ?? 0;
+  return gotPid === 0 ? null : { pid: gotPid, code: siginfo[2] ?? 0, status: siginfo[6] ?? 0 };
+}
+
 /** setsid(2): a new session with this process as leader. EPERM when it already leads a group. */
 export function setsid(): number {
   const fn = libcFunction("setsid", { args: [], returns: "i32" });

@@ -16,7 +16,7 @@ let crib: CribInstance;
 let image: PushedImage;
 let userImage: PushedImage;
 
-const EXTRA_APPLETS = ["unshare", "cat", "id", "touch", "sleep", "yes", "seq", "hostname", "trap"];
+const EXTRA_APPLETS = ["unshare", "cat", "id", "touch", "sleep", "yes", "seq", "hostname", "tr"];
 
 async function criError(p: Promise<unknown>): Promise<CriError> {
   try {
@@ -265,6 +265,39 @@ describe("containers", () => {
     // Once claimed, the same name is taken.
     const again = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: cfg, sandbox_config: pod }));
     expect(again.code).toBe(status.ALREADY_EXISTS);
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+});
+
+describe("PID namespaces", () => {
+  test("a pod-wide PID namespace: containers see each other and crib's pause as PID 1", async () => {
+    const pod = podConfig("sharedpid", { linux: { security_context: { namespace_options: { network: 0, pid: 0, ipc: 0 } } } });
+    const shared = { linux: { security_context: { namespace_options: { network: 0, pid: 0, ipc: 0 } } } } as const;
+    const { podId, id: sleeper } = await runContainer(crib.client, pod, containerConfig("sleeper", image.ref, ["sleep", "1000"], shared));
+    await waitStatus(crib.client, sleeper, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const { container_id: looker } = await crib.client.call("RuntimeService", "CreateContainer", {
+      pod_sandbox_id: podId, sandbox_config: pod,
+      config: containerConfig("looker", image.ref, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; for p in /proc/[0-9]*; do cat $p/cmdline | tr '\\0' ' '; echo; done"], shared),
+    });
+    await crib.client.call("RuntimeService", "StartContainer", { container_id: looker });
+    const st = await waitStatus(crib.client, looker, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+    const out = (await logLines(st.log_path)).map((l) => l[2]);
+    expect(out[0]).toContain("pause");
+    expect(out.some((l) => l.startsWith("sleep 1000"))).toBe(true);
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("TARGET mode (ephemeral containers) joins the target container's PID namespace", async () => {
+    const pod = podConfig("target");
+    const { podId, id: app } = await runContainer(crib.client, pod, containerConfig("app", image.ref, ["sleep", "1000"]));
+    await waitStatus(crib.client, app, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const { container_id: debug } = await crib.client.call("RuntimeService", "CreateContainer", {
+      pod_sandbox_id: podId, sandbox_config: pod,
+      config: containerConfig("debugger", image.ref, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"], { linux: { security_context: { namespace_options: { network: 0, pid: 3, ipc: 0, target_id: app } } } }),
+    });
+    await crib.client.call("RuntimeService", "StartContainer", { container_id: debug });
+    const st = await waitStatus(crib.client, debug, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+    expect((await logLines(st.log_path)).map((l) => l[2]).join("")).toContain("sleep 1000");
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
   });
 });

@@ -1,7 +1,5 @@
 // Kubelet-shaped CRI requests for tests.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { tempDir } from "./tmp.ts";
 import type { CriClient } from "../../src/ctl/client.ts";
 import type { ContainerConfig, Out, PodSandboxConfig } from "../../src/cri/types.ts";
 
@@ -11,7 +9,7 @@ export function podConfig(name = `pod${++seq}`, extra: Out<PodSandboxConfig> = {
   return {
     metadata: { name, namespace: "default", uid: `uid-${name}-${process.pid}`, attempt: 0 },
     hostname: name,
-    log_directory: mkdtempSync(join(tmpdir(), "crib-podlogs-")),
+    log_directory: tempDir("crib-podlogs-"),
     labels: { app: name },
     linux: { cgroup_parent: "", security_context: { namespace_options: { network: 0, pid: 1, ipc: 0 } } },
     ...extra,

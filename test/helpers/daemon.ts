@@ -1,10 +1,10 @@
 // Start the compiled dist/crib as a daemon in temp dirs and talk to it over
 // its socket, as a kubelet would.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CriClient } from "../../src/ctl/client.ts";
+import { tempDir } from "./tmp.ts";
 
 export const CRIB_BIN = join(import.meta.dir, "../../dist/crib");
 
@@ -33,7 +33,7 @@ export interface CribInstance {
 
 /** Write a config file in a new temp dir, with socket/root/state inside it. */
 export function tempConfig(extra: Record<string, unknown> = {}): { dir: string; configPath: string; socket: string; root: string; state: string } {
-  const dir = mkdtempSync(join(tmpdir(), "crib-test-"));
+  const dir = tempDir("crib-test-");
   const socket = join(dir, "run", "crib.sock");
   const root = join(dir, "lib");
   const state = join(dir, "run");

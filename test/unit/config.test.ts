@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from "../../src/config/config.ts";
 import { parseDuration } from "../../src/config/schema.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 describe("config", () => {
   test("empty file gives the embedded defaults", () => {
@@ -64,7 +64,7 @@ describe("config", () => {
   }
 
   test("an absent default file means embedded defaults; an absent named file is an error", () => {
-    const dir = mkdtempSync(join(tmpdir(), "crib-cfg-"));
+    const dir = tempDir("crib-cfg-");
     expect(() => loadConfig(join(dir, "nope.yaml"))).toThrow(/nope\.yaml: cannot read config/);
     const p = join(dir, "c.yaml");
     writeFileSync(p, "state: /tmp/x\n");
