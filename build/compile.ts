@@ -1,7 +1,7 @@
 // Builds dist/crib: one self-contained executable (Bun runtime + crib + the
 // CRI proto, embedded). Usage: bun build/compile.ts [--target bun-linux-arm64]
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 const top = join(import.meta.dir, "..");
 const pkg = (await Bun.file(join(top, "package.json")).json()) as { version: string };
@@ -13,16 +13,20 @@ function gitCommit(): string {
   return r.stdout.toString().trim() + (dirty ? "-dirty" : "");
 }
 
-const targetIdx = process.argv.indexOf("--target");
-const target = targetIdx > 0 ? process.argv[targetIdx + 1] : undefined;
-const outfile = join(top, "dist", target ? `crib-${target.replace(/^bun-/, "")}` : "crib");
-mkdirSync(join(top, "dist"), { recursive: true });
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+const target = option("--target");
+// --outfile and --commit let tests build a second, distinguishable binary (monitor upgrade).
+const outfile = option("--outfile") ?? join(top, "dist", target ? `crib-${target.replace(/^bun-/, "")}` : "crib");
+mkdirSync(dirname(outfile), { recursive: true });
 
 const args = [
   process.execPath, "build", "--compile",
   "--minify-syntax", "--minify-whitespace",
   "--define", `CRIB_VERSION=${JSON.stringify(pkg.version)}`,
-  "--define", `CRIB_COMMIT=${JSON.stringify(gitCommit())}`,
+  "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),
   "--outfile", outfile,
   join(top, "src/main.ts"),

@@ -8,3 +8,4 @@ export const COMMIT: string = typeof CRIB_COMMIT === "string" ? CRIB_COMMIT : "u
 /** The CRI API version crib speaks. */
 export const CRI_API_VERSION = "v1";
 export const RUNTIME_NAME = "crib";
+export const BUILD = `${VERSION} (${COMMIT})`;

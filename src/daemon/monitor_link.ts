@@ -3,6 +3,7 @@
 // to the container component.
 import { log } from "../log/logger.ts";
 import { ensureMonitor, type ExitInfo, type MonitorClient } from "../monitor/client.ts";
+import { BUILD } from "../version.ts";
 
 const logger = log.with({ component: "monitor-link" });
 
@@ -33,7 +34,16 @@ export class MonitorLink {
 
   private async connect(): Promise<MonitorClient> {
     try {
-      const c = await ensureMonitor({ state: this.state, command: monitorCommand(), logLevel: this.logLevel });
+      let c = await ensureMonitor({ state: this.state, command: monitorCommand(), logLevel: this.logLevel });
+      // A monitor left running by another crib build is upgraded in place: it
+      // re-execs this binary and keeps its containers (it stays their parent).
+      const info = await c.info();
+      if (info.version !== BUILD) {
+        logger.info("upgrading the monitor to this build", { from: info.version, to: BUILD, containers: info.containers });
+        await c.upgrade(monitorCommand());
+        c.close();
+        c = await ensureMonitor({ state: this.state, command: monitorCommand(), logLevel: this.logLevel });
+      }
       c.onExit((id, exit) => this.onExit(id, exit));
       c.onClose(() => {
         this.client = undefined;

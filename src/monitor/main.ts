@@ -8,7 +8,7 @@ import { errorMessage, failedPrecondition } from "../errors.ts";
 import { LOG_LEVELS, log, setLogLevel, type LogLevel } from "../log/logger.ts";
 import { setChildSubreaper } from "../sys/prctl.ts";
 import { execve, listenUnix, realtimeNs, setCloexec, setsid, tryLockExclusive } from "../sys/process.ts";
-import { VERSION } from "../version.ts";
+import { BUILD } from "../version.ts";
 import { Monitor, type InheritedPipes } from "./monitor.ts";
 import { socketPath } from "./protocol.ts";
 import { MonitorServer } from "./server.ts";
@@ -126,7 +126,7 @@ export async function runMonitor(argv: string[]): Promise<number> {
   const generation = inherited?.generation ?? 0;
   let upgrading = false;
   const server = new MonitorServer(monitor, {
-    info: () => ({ pid: process.pid, version: VERSION, startedAtNs, generation, containers: monitor.count() }),
+    info: () => ({ pid: process.pid, version: BUILD, startedAtNs, generation, containers: monitor.count() }),
     preflight: async (command) => {
       if (upgrading) throw failedPrecondition("an upgrade is already under way");
       const argv2 = [...command, "--state", stateDir, "--preflight"];

@@ -7,6 +7,7 @@ import { CriError } from "../../src/ctl/client.ts";
 import { ContainerState, PodSandboxState } from "../../src/cri/types.ts";
 import { containerConfig, logLines, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib } from "../helpers/daemon.ts";
+import { tempDir } from "../helpers/tmp.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import type { TarEntry } from "../helpers/tar.ts";
@@ -328,6 +329,47 @@ describe("crashes", () => {
       } finally {
         const mon = monitorPid(again);
         await again.stop();
+        process.kill(mon, "SIGTERM");
+      }
+    } finally {
+      if (c.proc.exitCode === null) await c.kill();
+      c.cleanup();
+    }
+  });
+
+  test("upgrading crib replaces the monitor in place: same pid, new build, containers keep running", async () => {
+    // An "older" crib: the same sources stamped with another commit.
+    const t = tempDir("crib-upgrade-");
+    const older = join(t, "crib-older");
+    const build = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../build/compile.ts"), "--outfile", older, "--commit", "older0000000"]);
+    expect(build.exitCode).toBe(0);
+    const c = await startCrib({}, undefined, older);
+    try {
+      await c.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
+      const { id } = await runContainer(c.client, podConfig(), containerConfig("upgraded", image.ref, ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.05; done"]));
+      const st = await waitStatus(c.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING && s);
+      const monBefore = monitorPid(c);
+      await c.stop();
+      const monitorLog = () => readFileSync(join(c.state, "monitor", "monitor.log"), "utf8");
+      const newer = await startCrib({}, c);
+      try {
+        expect(newer.logs()).toContain("upgrading the monitor to this build");
+        expect(monitorPid(newer)).toBe(monBefore); // re-exec keeps the pid, so containers keep their parent
+        expect((await statusOf(newer.client, id))?.state).toBe(ContainerState.CONTAINER_RUNNING);
+        await Bun.sleep(300);
+        await newer.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+        const after = await statusOf(newer.client, id);
+        expect(after?.exit_code).toBe(137); // the upgraded monitor still sees the exact exit
+        const ticks = (await logLines(st.log_path)).map((l) => Number(l[2].slice(4)));
+        expect(ticks).toEqual(Array.from({ length: ticks.length }, (_, i) => i + 1));
+        expect(newer.logs()).toContain("older0000000"); // upgraded from the older build
+        expect(monitorLog()).toContain(`"generation":1`);
+        for (const p of (await newer.client.call("RuntimeService", "ListPodSandbox", { filter: null })).items) {
+          await newer.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id });
+        }
+      } finally {
+        const mon = monitorPid(newer);
+        await newer.stop();
         process.kill(mon, "SIGTERM");
       }
     } finally {

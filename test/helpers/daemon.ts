@@ -52,8 +52,12 @@ export async function waitForSocket(proc: ReturnType<typeof Bun.spawn>, socket: 
   throw new Error(`crib did not listen on ${socket} within ${timeoutMs} ms:\n${logs()}`);
 }
 
-export async function startCrib(extra: Record<string, unknown> = {}, reuse?: { dir: string; configPath: string; socket: string; root: string; state: string }): Promise<CribInstance> {
-  const bin = requireBinary();
+export async function startCrib(
+  extra: Record<string, unknown> = {},
+  reuse?: { dir: string; configPath: string; socket: string; root: string; state: string },
+  binary?: string,
+): Promise<CribInstance> {
+  const bin = binary ?? requireBinary();
   const t = reuse ?? tempConfig(extra);
   const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdout: "ignore", stderr: "pipe" });
   let stderr = "";
