@@ -4,6 +4,7 @@ import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args
 import { CriClient } from "./client.ts";
 import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
+import { ctlCreate, ctlInspect, ctlInspectp, ctlLogs, ctlPods, ctlPs, ctlRm, ctlRmp, ctlRunp, ctlStart, ctlStop, ctlStopp } from "./runtime_objects.ts";
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: "runtime-endpoint", short: "r", help: "CRI endpoint (default: the configured socket, unix:///run/crib/crib.sock)" },
@@ -29,6 +30,18 @@ const COMMANDS: Record<string, Command> = {
   inspecti: { run: ctlInspecti, help: "image status and config (JSON)" },
   rmi: { run: ctlRmi, help: "remove images" },
   store: { run: ctlStore, help: "what the image store holds on disk" },
+  pods: { run: ctlPods, help: "list pod sandboxes" },
+  runp: { run: ctlRunp, help: "run a pod sandbox from a JSON/YAML pod config" },
+  stopp: { run: ctlStopp, help: "stop pod sandboxes" },
+  rmp: { run: ctlRmp, help: "remove pod sandboxes" },
+  inspectp: { run: ctlInspectp, help: "pod sandbox status (JSON)" },
+  ps: { run: ctlPs, help: "list containers (-a for all)" },
+  create: { run: ctlCreate, help: "create a container: POD-ID CONTAINER-CONFIG POD-CONFIG" },
+  start: { run: ctlStart, help: "start containers" },
+  stop: { run: ctlStop, help: "stop containers" },
+  rm: { run: ctlRm, help: "remove containers" },
+  inspect: { run: ctlInspect, help: "container status (JSON)" },
+  logs: { run: ctlLogs, help: "print a container's log (-f to follow)" },
 };
 
 function usage(): string {

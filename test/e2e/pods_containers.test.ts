@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CriError } from "../../src/ctl/client.ts";
 import { ContainerState, PodSandboxState } from "../../src/cri/types.ts";
 import { containerConfig, logLines, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, startCrib } from "../helpers/daemon.ts";
+import { type CribInstance, runCrib, startCrib } from "../helpers/daemon.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -267,6 +267,41 @@ describe("containers", () => {
     const again = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: cfg, sandbox_config: pod }));
     expect(again.code).toBe(status.ALREADY_EXISTS);
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+});
+
+describe("crib ctl for pods and containers", () => {
+  test("runp, create, start, ps, logs, inspect, stop, rm, stopp, rmp with crictl-style config files", async () => {
+    const dir = tempDir("crib-ctl-");
+    const pod = podConfig("ctlpod");
+    const podFile = join(dir, "pod.json");
+    const ctrFile = join(dir, "container.yaml");
+    await Bun.write(podFile, JSON.stringify(pod));
+    await Bun.write(ctrFile, `metadata: { name: hello }\nimage: { image: "${image.ref}" }\ncommand: [sh, -c, "echo hello from ctl; echo oops >&2; sleep 1000"]\nlog_path: hello.log\n`);
+    const ep = ["ctl", "-r", `unix://${crib.socket}`];
+    const podId = (await runCrib([...ep, "runp", podFile])).stdout.trim();
+    expect(podId).toMatch(/^[0-9a-f]{64}$/);
+    const created = await runCrib([...ep, "create", podId, ctrFile, podFile]);
+    expect(created.stderr).toBe("");
+    const id = created.stdout.trim();
+    expect((await runCrib([...ep, "start", id])).code).toBe(0);
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    expect((await runCrib([...ep, "pods"])).stdout).toContain("ctlpod");
+    const ps = await runCrib([...ep, "ps", "--pod", podId]);
+    expect(ps.stdout).toMatch(/CONTAINER\s+IMAGE\s+CREATED\s+STATE\s+NAME/);
+    expect(ps.stdout).toContain("RUNNING");
+    await Bun.sleep(200);
+    const logs = await runCrib([...ep, "logs", id]);
+    expect(logs.stdout).toBe("hello from ctl\n");
+    expect(logs.stderr).toBe("oops\n");
+    const insp = JSON.parse((await runCrib([...ep, "inspect", id])).stdout) as { status: { metadata: { name: string } } };
+    expect(insp.status.metadata.name).toBe("hello");
+    expect((await runCrib([...ep, "stop", "-t", "0", id])).code).toBe(0);
+    expect((await runCrib([...ep, "ps", "-a", "-q", "--pod", podId])).stdout.trim()).toBe(id);
+    expect((await runCrib([...ep, "rm", id])).code).toBe(0);
+    expect((await runCrib([...ep, "stopp", podId])).stdout).toContain(`Stopped sandbox ${podId}`);
+    expect((await runCrib([...ep, "rmp", podId])).stdout).toContain(`Removed sandbox ${podId}`);
+    expect((await runCrib([...ep, "pods", "-q"])).stdout).not.toContain(podId);
   });
 });
 
