@@ -1,4 +1,5 @@
 // `crib serve`: the daemon.
+import { writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
@@ -8,6 +9,7 @@ import type { Daemon } from "../daemon/daemon.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
 import { ImageService } from "../image/image_service.ts";
+import { CniManager } from "../pod/cni/manager.ts";
 import { PodService } from "../pod/pod_service.ts";
 import { openDatabase } from "../state/db.ts";
 import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
@@ -30,6 +32,7 @@ export async function serve(argv: string[]): Promise<number> {
   await mkdir(config.root, { recursive: true, mode: 0o700 });
   await mkdir(config.state, { recursive: true, mode: 0o700 });
 
+  protectFromOomKiller();
   const { replacedStale } = await prepareSocketPath(config.socket);
   if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
 
@@ -37,12 +40,17 @@ export async function serve(argv: string[]): Promise<number> {
   const images = new ImageService(config, db);
   await images.init();
   const pods = new PodService(config, db);
+  const cni = CniManager.fromConfig(config);
+  pods.network = cni;
   const link = new MonitorLink(join(config.state, "monitor"), config.log.level);
-  const containers = new ContainerService(config, db, images, pods, () => link.get());
+  const containers = new ContainerService(config, db, images, pods, () => link.get(), () => link.connected() || link.socketExists());
   link.onExit = (id, exit) => containers.recordExit(id, exit);
-  link.onReconnect = () => containers.recover();
+  link.onReconnect = () => containers.resync();
+  await pods.recover();
   await containers.recover();
-  const daemon: Daemon = { config, configSource: source, images, pods, containers };
+  // Networks cached for pods with no record (a crash mid-RunPodSandbox): DEL them, in the background.
+  void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
+  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni };
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
   await restrictSocket(config.socket);
@@ -64,6 +72,18 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+}
+
+/**
+ * The daemon should be the last thing the OOM killer picks (as conmon and
+ * containerd ask). Without CAP_SYS_RESOURCE lowering fails: say so once.
+ */
+function protectFromOomKiller(): void {
+  try {
+    writeFileSync("/proc/self/oom_score_adj", "-999");
+  } catch (e) {
+    serveLog.warn("cannot lower the daemon's oom_score_adj (CAP_SYS_RESOURCE missing?); it keeps the inherited value", { error: e });
+  }
 }
 
 /** Let in-flight RPCs finish for a moment, then close everything. */

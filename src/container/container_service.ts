@@ -2,7 +2,7 @@
 // The daemon holds no container: the monitor does, and reports exits here.
 import type { Database } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile, rename } from "node:fs/promises";
+import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
@@ -40,6 +40,8 @@ export class ContainerService {
     private readonly images: ImageService,
     private readonly pods: PodService,
     private readonly monitor: () => Promise<MonitorClient>,
+    /** Whether a monitor runs already (so start-up does not start one for nothing). */
+    private readonly monitorRunning: () => boolean = () => true,
   ) {
     this.store = new ContainerStore(db);
     this.fs = new ContainerFsStore(config.root, config.state);
@@ -168,8 +170,15 @@ export class ContainerService {
     if (c.state !== ContainerState.CONTAINER_CREATED) throw failedPrecondition(`StartContainer: container ${c.id} is ${stateName(c.state)}, not created`);
     const st = await (await this.monitor()).start(c.id);
     // A container that exits at once may already be reported exited.
-    if (this.store.get(c.id)?.state === ContainerState.CONTAINER_CREATED) {
-      this.store.setStarted(c.id, ContainerState.CONTAINER_RUNNING, st.startedAtNs ? BigInt(st.startedAtNs) : nowNs());
+    // The daemon's clock, as for created_at: the monitor's start time comes
+    // from /proc in clock ticks and may read a little earlier than creation.
+    const cur = this.store.get(c.id);
+    if (cur?.state === ContainerState.CONTAINER_CREATED) {
+      this.store.setStarted(c.id, ContainerState.CONTAINER_RUNNING, nowNs());
+    } else if (cur && cur.startedNs === 0n) {
+      // It exited before start() returned: it did start, no later than it finished.
+      const now = nowNs();
+      this.store.setStarted(c.id, cur.state, cur.finishedNs > 0n && cur.finishedNs < now ? cur.finishedNs : now);
     }
     if (st.exit) this.recordExit(c.id, st.exit);
     logger.info("container started", { container: c.id });
@@ -228,9 +237,12 @@ export class ContainerService {
   recordExit(id: string, exit: ExitInfo): void {
     const c = this.store.get(id);
     if (!c || c.state === ContainerState.CONTAINER_EXITED) return;
+    // created <= started <= finished, whatever clock each came from.
+    const floor = c.startedNs > c.createdNs ? c.startedNs : c.createdNs;
+    const finished = BigInt(exit.exitedAtNs);
     this.store.setExited(id, {
       state: ContainerState.CONTAINER_EXITED,
-      finishedNs: BigInt(exit.exitedAtNs),
+      finishedNs: finished > floor ? finished : floor,
       exitCode: exit.exitCode,
       reason: exit.reason,
       message: exit.message ?? "",
@@ -264,7 +276,8 @@ export class ContainerService {
     }
     if (st.exit) this.recordExit(id, st.exit);
     else if (st.status === "running" && c.state === ContainerState.CONTAINER_CREATED) {
-      this.store.setStarted(id, ContainerState.CONTAINER_RUNNING, st.startedAtNs ? BigInt(st.startedAtNs) : nowNs());
+      const started = st.startedAtNs ? BigInt(st.startedAtNs) : nowNs();
+      this.store.setStarted(id, ContainerState.CONTAINER_RUNNING, started > c.createdNs ? started : c.createdNs);
     }
   }
 
@@ -302,6 +315,12 @@ export class ContainerService {
    * were down; after a reboot nothing survived.
    */
   async recover(): Promise<void> {
+    await this.removeOrphans();
+    await this.resync();
+  }
+
+  /** Re-read every live container from the monitor (start-up, and after a monitor reconnect). */
+  async resync(): Promise<void> {
     const boot = bootId();
     for (const c of this.store.list()) {
       if (c.state === ContainerState.CONTAINER_EXITED) continue;
@@ -310,7 +329,29 @@ export class ContainerService {
         continue;
       }
       await this.refresh(c.id);
-      (await this.monitor()).holdPipes(c.id);
+      try {
+        (await this.monitor()).holdPipes(c.id);
+      } catch (e) {
+        logger.warn("cannot hold the container's output pipes", { container: c.id, error: e });
+      }
+    }
+  }
+
+  /**
+   * A crash between mounting a container's rootfs and recording it leaves
+   * directories (and a mount) no record names: remove them.
+   */
+  private async removeOrphans(): Promise<void> {
+    const known = new Set(this.store.list().map((c) => c.id));
+    const onDisk = new Set<string>();
+    for (const dir of [join(this.config.root, "containers"), join(this.config.state, "containers")]) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) if (/^[0-9a-f]{64}$/.test(name)) onDisk.add(name);
+    }
+    for (const id of onDisk) {
+      if (known.has(id)) continue;
+      logger.warn("removing a container left by a crash before it was recorded", { container: id });
+      if (this.monitorRunning()) await (await this.monitor()).delete(id).catch(() => {});
+      await this.fs.remove(id);
     }
   }
 }

@@ -19,6 +19,7 @@ import { imageStatus } from "./image_status.ts";
 import type { CribHandlers, ImageHandlers, RuntimeHandlers } from "./rpc.ts";
 import { runtimeConfig } from "./runtime_config.ts";
 import { runtimeStatus } from "./runtime_status.ts";
+import { runtimeUpdateConfig } from "./runtime_update_config.ts";
 import { runtimeVersion } from "./runtime_version.ts";
 import { sandboxList, sandboxStream } from "./sandbox_list.ts";
 import { sandboxRemove } from "./sandbox_remove.ts";
@@ -30,6 +31,7 @@ export const runtimeHandlers: RuntimeHandlers = {
   Version: runtimeVersion,
   Status: runtimeStatus,
   RuntimeConfig: runtimeConfig,
+  UpdateRuntimeConfig: runtimeUpdateConfig,
   RunPodSandbox: sandboxRun,
   StopPodSandbox: sandboxStop,
   RemovePodSandbox: sandboxRemove,

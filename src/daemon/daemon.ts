@@ -3,6 +3,7 @@
 import type { Config } from "../config/config.ts";
 import type { ContainerService } from "../container/container_service.ts";
 import type { ImageService } from "../image/image_service.ts";
+import type { CniManager } from "../pod/cni/manager.ts";
 import type { PodService } from "../pod/pod_service.ts";
 
 export interface Daemon {
@@ -11,5 +12,7 @@ export interface Daemon {
   configSource: string;
   images: ImageService;
   pods: PodService;
+  /** Pod networking (CNI); UpdateRuntimeConfig hands it the pod CIDR. */
+  cni: CniManager;
   containers: ContainerService;
 }

@@ -1,6 +1,8 @@
 // The daemon's link to the node's monitor: started on first need, reconnected
 // (and restarted if it died) when the connection drops. Exits it reports go
 // to the container component.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { log } from "../log/logger.ts";
 import { ensureMonitor, type ExitInfo, type MonitorClient } from "../monitor/client.ts";
 import { BUILD } from "../version.ts";
@@ -27,9 +29,14 @@ export class MonitorLink {
     return this.client;
   }
 
-  /** Whether a monitor is running (without starting one). */
+  /** Whether we hold a connection (without starting a monitor). */
   connected(): boolean {
     return this.client !== undefined;
+  }
+
+  /** Whether a monitor may be running: its socket exists. */
+  socketExists(): boolean {
+    return existsSync(join(this.state, "monitor.sock"));
   }
 
   private async connect(): Promise<MonitorClient> {

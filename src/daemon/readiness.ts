@@ -1,8 +1,9 @@
 // RuntimeReady and NetworkReady as the kubelet reads them: ready, or a reason
 // (CamelCase, as CRI-O and containerd use) and a message saying what to fix.
-import { access, constants, readdir } from "node:fs/promises";
+import { access, constants } from "node:fs/promises";
 import { delimiter, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
+import { confDirFor } from "../pod/cni/conf_dir.ts";
 
 export interface Readiness { ready: boolean; reason: string; message: string }
 
@@ -35,17 +36,9 @@ export async function runtimeReadiness(config: Config): Promise<Readiness> {
   return READY;
 }
 
-const CNI_CONFIG = /\.(conf|conflist|json)$/;
-
+/** NetworkReady: a CNI network config list crib can run (parsable, plugins present). */
 export async function networkReadiness(config: Config): Promise<Readiness> {
-  let names: string[];
-  try {
-    names = await readdir(config.cni.confDir);
-  } catch {
-    names = [];
-  }
-  if (!names.some((n) => CNI_CONFIG.test(n))) {
-    return { ready: false, reason: "NetworkPluginNotReady", message: `no CNI network config found in ${config.cni.confDir}` };
-  }
-  return READY;
+  const state = await confDirFor(config.cni).current();
+  if (state.kind === "ready") return READY;
+  return { ready: false, reason: "NetworkPluginNotReady", message: state.message };
 }

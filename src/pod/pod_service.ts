@@ -1,13 +1,13 @@
 // Pod sandboxes: state dirs, pinned namespaces, pod files, sysctls, records.
 // Networking beyond loopback (CNI) hooks in at run/stop.
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Config } from "../config/config.ts";
 import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../cri/types.ts";
-import { invalidArgument, notFound, unimplemented } from "../errors.ts";
+import { errorMessage, invalidArgument, notFound, unimplemented } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { bootId, nowNs } from "../state/boot.ts";
 import { ClaimedCreates } from "../util/claims.ts";
@@ -27,6 +27,14 @@ export interface PodContainers {
   removeAll(podId: string): Promise<void>;
 }
 
+/** What the pod component needs from pod networking (CNI, src/pod/cni/). */
+export interface PodNetwork {
+  /** Attach the pod's network namespace; returns its IPs, first IPv4 first. */
+  setUp(req: { podId: string; config: PodSandboxConfig; netns: string }): Promise<string[]>;
+  /** Detach it; idempotent, and works when the netns is already gone. */
+  tearDown(podId: string): Promise<void>;
+}
+
 const SYSCTL_NAME = /^[a-z0-9_]+(\.[a-z0-9_-]+)+$/;
 
 /** Sysctls a pod may set, and which of its namespaces each needs (as the kubelet's safe/unsafe lists assume). */
@@ -40,6 +48,8 @@ export class PodService {
   readonly store: PodStore;
   private readonly creates: ClaimedCreates;
   containers: PodContainers = { stopAll: async () => {}, removeAll: async () => {} };
+  /** Loopback only until the daemon sets the CNI manager. */
+  network: PodNetwork = { setUp: async () => [], tearDown: async () => {} };
 
   constructor(private readonly config: Config, db: Database) {
     this.store = new PodStore(db);
@@ -98,14 +108,17 @@ export class PodService {
       }
       await writePodFiles(dir, hostname || (await hostHostname()), config.dns_config);
       if (!hostIpc) await mountPodShm(join(dir, "shm"));
+      // hostNetwork pods get no CNI.
+      const ips = hostNet ? [] : await this.network.setUp({ podId: id, config, netns: pinned.net ?? join(dir, "ns", "net") });
       const rec: PodRecord = {
         id, nameKey: key, config, runtimeHandler: handler, state: PodSandboxState.SANDBOX_READY, createdNs: nowNs(),
-        namespaces: pinned, ips: [], unclaimed: true, bootId: bootId(),
+        namespaces: pinned, ips, unclaimed: true, bootId: bootId(),
       };
       this.store.insert(rec);
       logger.info("pod sandbox ready", { pod: id, name: key, namespaces: kinds });
       return id;
     } catch (e) {
+      if (!hostNet) await this.network.tearDown(id).catch((d: unknown) => logger.error("cannot tear down the network of a pod that failed to start", { pod: id, error: errorMessage(d) }));
       unpinNamespaces(join(dir, "ns"), [...kinds, "pid"]);
       unmountQuiet(join(dir, "shm"));
       await rm(dir, { recursive: true, force: true });
@@ -135,6 +148,7 @@ export class PodService {
     if (!pod) return;
     await this.containers.stopAll(pod.id, 0);
     if (pod.namespaces.infraPid && pod.namespaces.pid) stopPidInfra(pod.namespaces.infraPid, pod.namespaces.pid);
+    await this.network.tearDown(pod.id);
     if (pod.state !== PodSandboxState.SANDBOX_NOTREADY) {
       this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
       logger.info("pod sandbox stopped", { pod: pod.id });
@@ -156,6 +170,29 @@ export class PodService {
 
   list(): PodRecord[] {
     return this.store.list();
+  }
+
+  /**
+   * Start-up: after a reboot no pod's namespaces survived (they lived in
+   * /run): those pods are not ready. Pod dirs no record names (a crash
+   * during RunPodSandbox) are unmounted and removed.
+   */
+  async recover(): Promise<void> {
+    const boot = bootId();
+    for (const p of this.store.list()) {
+      if (p.bootId !== boot && p.state === PodSandboxState.SANDBOX_READY) {
+        logger.info("pod sandbox not ready after a reboot", { pod: p.id });
+        this.store.setState(p.id, PodSandboxState.SANDBOX_NOTREADY);
+      }
+    }
+    const known = new Set(this.store.list().map((p) => p.id));
+    for (const id of await readdir(join(this.config.state, "pods")).catch(() => [] as string[])) {
+      if (known.has(id) || !/^[0-9a-f]{64}$/.test(id)) continue;
+      logger.warn("removing a pod sandbox left by a crash before it was recorded", { pod: id });
+      unpinNamespaces(join(this.podDir(id), "ns"), ["net", "ipc", "uts", "pid"]);
+      unmountQuiet(join(this.podDir(id), "shm"));
+      await rm(this.podDir(id), { recursive: true, force: true });
+    }
   }
 }
 

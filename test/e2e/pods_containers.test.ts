@@ -372,6 +372,30 @@ describe("crashes", () => {
     }
   });
 
+  test("start-up removes a pod and a container a crash left unrecorded, mounts included", async () => {
+    const c = await startCrib();
+    await c.stop();
+    const fakePod = "a".repeat(64);
+    const fakeCtr = "b".repeat(64);
+    const podShm = join(c.state, "pods", fakePod, "shm");
+    const rootfs = join(c.state, "containers", fakeCtr, "rootfs");
+    for (const d of [podShm, rootfs, join(c.root, "containers", fakeCtr, "upper")]) Bun.spawnSync(["mkdir", "-p", d]);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "orphan", podShm]).exitCode).toBe(0);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "orphan", rootfs]).exitCode).toBe(0);
+    const again = await startCrib({}, c);
+    try {
+      expect(again.logs()).toContain("removing a pod sandbox left by a crash");
+      expect(again.logs()).toContain("removing a container left by a crash");
+      expect(existsSync(join(c.state, "pods", fakePod))).toBe(false);
+      expect(existsSync(join(c.state, "containers", fakeCtr))).toBe(false);
+      expect(existsSync(join(c.root, "containers", fakeCtr))).toBe(false);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(c.dir);
+    } finally {
+      await again.stop();
+      again.cleanup();
+    }
+  });
+
   test("upgrading crib replaces the monitor in place: same pid, new build, containers keep running", async () => {
     // An "older" crib: the same sources stamped with another commit.
     const t = tempDir("crib-upgrade-");
