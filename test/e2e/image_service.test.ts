@@ -237,6 +237,55 @@ describe("RemoveImage, ImageFsInfo and store usage", () => {
   });
 });
 
+describe("hostile images and registries", () => {
+  test("a layer entry that climbs out fails the pull naming the entry; nothing lands outside", async () => {
+    const evil = await pushImage(reg, "evil/dotdot:1", { layers: [busyboxLayer(), [{ type: "file", path: "../../escape-dotdot", data: "x" }]] });
+    const err = await criError(pull(crib, evil.ref));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain("../../escape-dotdot");
+    const viaLink = await pushImage(reg, "evil/symlink:1", { layers: [[{ type: "symlink", path: "a", target: "/" }, { type: "file", path: "a/tmp/escape-symlink", data: "x" }]] });
+    const err2 = await criError(pull(crib, viaLink.ref));
+    expect(err2.code).toBe(status.INVALID_ARGUMENT);
+    expect(err2.details).toContain("a/tmp/escape-symlink");
+    expect(existsSync("/tmp/escape-symlink")).toBe(false);
+    expect(existsSync(join(crib.root, "escape-dotdot"))).toBe(false);
+    expect(existsSync(join(crib.dir, "escape-dotdot"))).toBe(false);
+    // Nothing half-unpacked stays behind.
+    expect(readdirSync(join(crib.root, "layers")).filter((n) => n.endsWith(".unpacking"))).toEqual([]);
+  });
+
+  test("hostile manifests: schema 1, oversized, wrong digest", async () => {
+    const huge = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", pad: "x".repeat(5 * 1024 * 1024) });
+    const schema1 = JSON.stringify({ schemaVersion: 1, name: "evil/s1", tag: "1", fsLayers: [], history: [] });
+    const fake = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        const path = new URL(req.url).pathname;
+        if (path === "/v2/") return new Response("{}", { headers: { "content-type": "application/json" } });
+        if (path === "/v2/evil/s1/manifests/1") return new Response(schema1, { headers: { "content-type": "application/vnd.docker.distribution.manifest.v1+prettyjws" } });
+        if (path === "/v2/evil/huge/manifests/1") return new Response(huge, { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+        if (path.startsWith("/v2/evil/liar/manifests/")) return new Response(oci.manifestBytes, { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+        return new Response("not found", { status: 404 });
+      },
+    });
+    try {
+      const host = `127.0.0.1:${fake.port}`;
+      const s1 = await criError(pull(crib, `${host}/evil/s1:1`));
+      expect(s1.code).toBe(status.FAILED_PRECONDITION);
+      expect(s1.details.toLowerCase()).toContain("schema 1");
+      const big = await criError(pull(crib, `${host}/evil/huge:1`));
+      expect(big.code).toBe(status.RESOURCE_EXHAUSTED);
+      const wrong = `sha256:${"0".repeat(64)}`;
+      const liar = await criError(pull(crib, `${host}/evil/liar@${wrong}`));
+      expect(liar.code).toBe(status.FAILED_PRECONDITION);
+      expect(liar.details).toContain(wrong);
+    } finally {
+      fake.stop(true);
+    }
+  });
+});
+
 describe("crash safety", () => {
   test("kill -9 in the middle of a pull leaves no corrupt blob; the next pull completes", async () => {
     const big = await pushImage(reg, "crash/big:1", { layers: [busyboxLayer(), randomLayer(24 * 1024 * 1024, 3), randomLayer(24 * 1024 * 1024, 4)] });
