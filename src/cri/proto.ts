@@ -75,8 +75,17 @@ export function encodeMessage(type: protobuf.Type, value: object): Buffer {
   return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
 }
 
-/** A grpc-js service definition (server or client side) for one CRI service. */
-export function grpcServiceDefinition(name: CriServiceName): ServiceDefinition {
+/** A request that did not decode; the server answers INVALID_ARGUMENT for it. */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * A grpc-js service definition (server or client side) for one CRI service.
+ * Server side, a request that fails to decode becomes a MalformedRequest
+ * instead of grpc-js's generic INTERNAL error.
+ */
+export function grpcServiceDefinition(name: CriServiceName, side: "client" | "server" = "client"): ServiceDefinition {
   const def: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const m of criMethods(name)) {
     const req = criType(m.requestType);
@@ -86,7 +95,14 @@ export function grpcServiceDefinition(name: CriServiceName): ServiceDefinition {
       requestStream: false,
       responseStream: m.responseStream,
       requestSerialize: (v: unknown) => encodeMessage(req, v as object),
-      requestDeserialize: (b: Buffer) => decodeMessage(req, b),
+      requestDeserialize: (b: Buffer) => {
+        if (side === "client") return decodeMessage(req, b);
+        try {
+          return decodeMessage(req, b);
+        } catch (e) {
+          return new MalformedRequest(e instanceof Error ? e.message : String(e));
+        }
+      },
       responseSerialize: (v: unknown) => encodeMessage(res, v as object),
       responseDeserialize: (b: Buffer) => decodeMessage(res, b),
     };

@@ -4,7 +4,7 @@ import type { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { Daemon } from "../daemon/daemon.ts";
 import { log } from "../log/logger.ts";
-import { criMethods, grpcServiceDefinition, type CriServiceName } from "./proto.ts";
+import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "./proto.ts";
 import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
 import { toGrpcStatus } from "./status_codes.ts";
@@ -35,8 +35,12 @@ function serviceImpl(d: Daemon, service: CriServiceName, table: HandlerTable): g
         : (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb({ code: grpc.status.UNIMPLEMENTED, details });
       continue;
     }
+    const malformed = (req: unknown) =>
+      req instanceof MalformedRequest ? { code: grpc.status.INVALID_ARGUMENT, details: `${method}: malformed request: ${req.reason}` } : undefined;
     if (handler.kind === "unary") {
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        const bad = malformed(call.request);
+        if (bad) return cb(bad);
         const started = performance.now();
         const ctx = contextFor(method, call);
         handler.fn(d, call.request, ctx).then(
@@ -49,6 +53,8 @@ function serviceImpl(d: Daemon, service: CriServiceName, table: HandlerTable): g
       };
     } else {
       impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const bad = malformed(call.request);
+        if (bad) return call.emit("error", bad);
         const started = performance.now();
         const ctx = contextFor(method, call);
         const send = (msg: unknown) => call.write(msg);
@@ -78,9 +84,9 @@ export function createCriServer(d: Daemon): grpc.Server {
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
     "grpc.max_send_message_length": 16 * 1024 * 1024,
   });
-  server.addService(grpcServiceDefinition("RuntimeService"), serviceImpl(d, "RuntimeService", runtimeHandlers as unknown as HandlerTable));
-  server.addService(grpcServiceDefinition("ImageService"), serviceImpl(d, "ImageService", imageHandlers as unknown as HandlerTable));
-  server.addService(grpcServiceDefinition("Crib"), serviceImpl(d, "Crib", cribHandlers as unknown as HandlerTable));
+  server.addService(grpcServiceDefinition("RuntimeService", "server"), serviceImpl(d, "RuntimeService", runtimeHandlers as unknown as HandlerTable));
+  server.addService(grpcServiceDefinition("ImageService", "server"), serviceImpl(d, "ImageService", imageHandlers as unknown as HandlerTable));
+  server.addService(grpcServiceDefinition("Crib", "server"), serviceImpl(d, "Crib", cribHandlers as unknown as HandlerTable));
   return server;
 }
 

@@ -1,5 +1,6 @@
 // The compiled daemon on a temp socket, driven over gRPC like a kubelet.
 import { afterAll, describe, expect, test } from "bun:test";
+import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { lstatSync, mkdirSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -77,6 +78,33 @@ describe("crib serve", () => {
     const err = await criError(c.client.call("RuntimeService", "CheckpointContainer", { container_id: "x", location: "/tmp/x", timeout: 0 }));
     expect(err.code).toBe(status.UNIMPLEMENTED);
     expect(err.details).toContain("CheckpointContainer");
+  });
+
+  test("a request that does not decode answers INVALID_ARGUMENT, and the daemon stays up", async () => {
+    const c = await crib();
+    const Raw = grpc.makeGenericClientConstructor(
+      {
+        Version: {
+          path: "/runtime.v1.RuntimeService/Version",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "Raw",
+    );
+    const raw = new Raw(`unix:${c.socket}`, grpc.credentials.createInsecure()) as unknown as {
+      Version(req: Buffer, cb: (err: grpc.ServiceError | null) => void): void;
+      close(): void;
+    };
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => raw.Version(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff]), resolve));
+    raw.close();
+    expect(err?.code).toBe(status.INVALID_ARGUMENT);
+    expect(err?.details).toContain("Version: malformed request");
+    expect((await c.client.call("RuntimeService", "Version", { version: "v1" })).runtime_name).toBe("crib");
   });
 
   test("SIGTERM stops it cleanly and removes the socket", async () => {
