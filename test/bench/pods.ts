@@ -96,9 +96,10 @@ export interface RuntimeResult {
   zeroPods?: MemoryReading;
   /** `memoryPods` pods running. */
   withPods?: MemoryReading;
-  /** Temp dirs and processes the run created: all must be gone afterwards. */
+  /** Temp dirs, processes and containers the run created: all must be gone afterwards. */
   dirs: string[];
   pids: number[];
+  containers: string[];
 }
 
 export interface PodsReport {
@@ -409,6 +410,7 @@ async function measureRuntime(rt: Runtime, images: BenchImages, opts: PodsOption
   for (let i = 0; i < opts.memoryPods; i++) {
     const { pod, sample } = await startPod(rt, images.busybox.ref);
     running.push(pod);
+    out.containers.push(pod.containerId);
     if (i === 0) out.firstStartMs = sample.total;
   }
   await Bun.sleep(opts.settleMs);
@@ -418,6 +420,7 @@ async function measureRuntime(rt: Runtime, images: BenchImages, opts: PodsOption
 
   for (let i = 0; i < opts.runs; i++) {
     const { pod, sample } = await startPod(rt, images.busybox.ref);
+    out.containers.push(pod.containerId);
     out.starts.push(sample);
     out.teardowns.push(await teardownPod(rt, pod));
   }
@@ -548,7 +551,7 @@ export async function measurePods(ctx: BenchContext, opts: PodsOptions): Promise
   const images = await pushBenchImages(reg);
   const results: RuntimeResult[] = [];
   for (const name of opts.runtimes ?? ["containerd", "crib"]) {
-    const out: RuntimeResult = { runtime: name, starts: [], teardowns: [], dirs: [], pids: [] };
+    const out: RuntimeResult = { runtime: name, starts: [], teardowns: [], dirs: [], pids: [], containers: [] };
     results.push(out);
     if (name === "crib" && !ctx.cribBuilt) {
       out.note = "not built (npm run build)";

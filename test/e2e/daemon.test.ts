@@ -4,7 +4,8 @@ import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { lstatSync, mkdirSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CriClient, CriError } from "../../src/ctl/client.ts";
+import { CriClient } from "../../src/ctl/client.ts";
+import { criError } from "../helpers/cri.ts";
 import { CgroupDriver } from "../../src/cri/types.ts";
 import { type CribInstance, runCrib, startCrib, tempConfig } from "../helpers/daemon.ts";
 
@@ -21,15 +22,6 @@ afterAll(async () => {
   }
 });
 
-async function criError(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CriError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("crib serve", () => {
   test("Version, Status and RuntimeConfig over the socket", async () => {

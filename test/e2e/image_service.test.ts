@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CriError } from "../../src/ctl/client.ts";
+import { criError } from "../helpers/cri.ts";
 import { type CribInstance, runCrib, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, pushIndex, randomLayer, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry, type TokenRegistry } from "../helpers/registry.ts";
@@ -18,15 +18,6 @@ let zstd: PushedImage;
 let app: PushedImage;
 const cleanups: (() => Promise<unknown> | void)[] = [];
 
-async function criError(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CriError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const pull = (c: CribInstance, image: string, auth?: { username: string; password: string }) =>
   c.client.call("ImageService", "PullImage", { image: { image }, auth: auth ?? null }, { timeoutMs: 120_000 });

@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { CriError } from "../../src/ctl/client.ts";
 import { ContainerState, PodSandboxState } from "../../src/cri/types.ts";
-import { containerConfig, logLines, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
+import { containerConfig, criError, logLines, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, runCrib, startCrib } from "../helpers/daemon.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
@@ -19,15 +18,6 @@ let userImage: PushedImage;
 
 const EXTRA_APPLETS = ["unshare", "cat", "id", "touch", "sleep", "yes", "seq", "hostname", "tr"];
 
-async function criError(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CriError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
 
 function monitorPid(c: CribInstance): number {
   return Number(readFileSync(join(c.state, "monitor", "monitor.pid"), "utf8").trim());

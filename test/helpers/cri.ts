@@ -1,6 +1,6 @@
 // Kubelet-shaped CRI requests for tests.
 import { tempDir } from "./tmp.ts";
-import type { CriClient } from "../../src/ctl/client.ts";
+import { CriError, type CriClient } from "../../src/ctl/client.ts";
 import type { ContainerConfig, Out, PodSandboxConfig } from "../../src/cri/types.ts";
 
 let seq = 0;
@@ -62,4 +62,15 @@ export async function logLines(path: string): Promise<[string, string, string][]
       if (!m) throw new Error(`not a CRI log line: ${JSON.stringify(l)}`);
       return [m[2]!, m[3]!, m[4]!];
     });
+}
+
+/** The CriError a call fails with (the test fails if it succeeds). */
+export async function criError(p: Promise<unknown>): Promise<CriError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof CriError) return e;
+    throw e;
+  }
+  throw new Error("expected the call to fail");
 }
