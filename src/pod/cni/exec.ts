@@ -7,6 +7,8 @@ import { parsePluginError, type CniPluginError } from "./result.ts";
 /** Plugins print a small JSON document; more than this is a broken plugin. */
 const MAX_OUTPUT = 1024 * 1024;
 const STDERR_TAIL = 2000;
+/** How long to read on after the plugin exited, for output still in flight. */
+const AFTER_EXIT_MS = 2000;
 
 export interface PluginRun { path: string; env: Record<string, string>; stdin: string; timeoutMs: number }
 
@@ -60,8 +62,17 @@ export async function runPlugin(run: PluginRun): Promise<string> {
   } catch {
     // the plugin exited without reading its config: its exit status says why
   }
-  const [stdout, stderr, code] = await Promise.all([readBounded(proc.stdout, overflow), readBounded(proc.stderr, overflow), proc.exited]);
+  const out = readBounded(proc.stdout, overflow);
+  const err = readBounded(proc.stderr, overflow);
+  const code = await proc.exited;
   clearTimeout(timer);
+  // A child the plugin left behind may hold its stdout open: read on briefly, then give up on it.
+  const grace = setTimeout(() => {
+    out.cancel();
+    err.cancel();
+  }, AFTER_EXIT_MS);
+  const [stdout, stderr] = await Promise.all([out.text, err.text]);
+  clearTimeout(grace);
   if (timedOut) throw new PluginFailure(`did not finish within ${Math.round(run.timeoutMs / 1000)} s and was killed`, undefined, true);
   if (tooLong) throw new PluginFailure(`printed more than ${MAX_OUTPUT} bytes and was killed`);
   if (code === 0) return stdout;
@@ -72,17 +83,30 @@ export async function runPlugin(run: PluginRun): Promise<string> {
   throw new PluginFailure(`${how}${tail ? `: ${tail}` : " and printed nothing"}`);
 }
 
-async function readBounded(stream: ReadableStream<Uint8Array>, overflow: () => void): Promise<string> {
+interface BoundedRead { text: Promise<string>; cancel(): void }
+
+function readBounded(stream: ReadableStream<Uint8Array>, overflow: () => void): BoundedRead {
+  const reader = stream.getReader();
   const dec = new TextDecoder();
-  let out = "";
-  let size = 0;
-  for await (const chunk of stream) {
-    size += chunk.length;
-    if (size > MAX_OUTPUT) {
-      overflow();
-      continue; // drain so the process can exit
+  const text = (async () => {
+    let out = "";
+    let size = 0;
+    for (;;) {
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await reader.read();
+      } catch {
+        break; // cancelled
+      }
+      if (r.done) break;
+      size += r.value.length;
+      if (size > MAX_OUTPUT) {
+        overflow();
+        continue; // drain so the process can exit
+      }
+      out += dec.decode(r.value, { stream: true });
     }
-    out += dec.decode(chunk, { stream: true });
-  }
-  return out + dec.decode();
+    return out + dec.decode();
+  })();
+  return { text, cancel: () => void reader.cancel().catch(() => {}) };
 }

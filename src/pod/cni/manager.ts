@@ -10,14 +10,14 @@ import { deadlineExceeded, errorMessage, failedPrecondition, internal, invalidAr
 import { log } from "../../log/logger.ts";
 import { capabilityArgs, cniArgs, IFNAME, pluginEnv, pluginStdin, type CapabilityArgs, type CniCommand } from "./args.ts";
 import { CniCache, type CacheEntry } from "./cache.ts";
-import { confDirFor, type ConfDir, type NetworkState } from "./conf_dir.ts";
+import { confDirFor, type ConfDir } from "./conf_dir.ts";
 import { networkFromObject, networkToObject, passesPrevResultOnDel, supportsCheck, type JsonObject, type NetworkList, type PluginConfig } from "./config.ts";
 import { findPlugin, PluginFailure, runPlugin } from "./exec.ts";
 import { convertResult, describePluginError, parseResult, podIps, type CniResult } from "./result.ts";
 
 const logger = log.with({ component: "cni" });
 
-/** containerd and CRI-O give plugins minutes at most; one minute is plenty for local plugins. */
+/** Local plugins answer in milliseconds; one that has not in a minute is stuck and is killed. */
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
 
 export interface PodNetworkRequest { podId: string; config: PodSandboxConfig; netns: string }
@@ -42,10 +42,6 @@ export class CniManager {
 
   static fromConfig(config: Config): CniManager {
     return new CniManager({ confDir: config.cni.confDir, binDirs: config.cni.binDirs, cacheDir: join(config.root, "cni", "cache") });
-  }
-
-  network(): Promise<NetworkState> {
-    return this.dir.current();
   }
 
   /** The node's pod CIDR(s) from UpdateRuntimeConfig; kept for a future config template. */
