@@ -24,7 +24,8 @@ mkdirSync(dirname(outfile), { recursive: true });
 
 const args = [
   process.execPath, "build", "--compile",
-  "--minify-syntax", "--minify-whitespace",
+  // Bytecode: no parse at start-up (faster start, a few MB less per process).
+  "--minify-syntax", "--minify-whitespace", "--bytecode",
   "--define", `CRIB_VERSION=${JSON.stringify(pkg.version)}`,
   "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),

@@ -1,12 +1,6 @@
 // crib: one executable, several faces (see ARCHITECTURE.md).
-import { stringify } from "yaml";
-import { ConfigError, loadConfig } from "./config/config.ts";
-import { flag, parseArgs, UsageError, usageOf } from "./cli/args.ts";
-import { pause } from "./cli/pause.ts";
-import { SERVE_FLAGS, serve } from "./cli/serve.ts";
-import { ctl } from "./ctl/ctl.ts";
-import { runMonitor } from "./monitor/main.ts";
-import { SocketInUseError } from "./daemon/socket.ts";
+import { UsageError, usageOf } from "./cli/args.ts";
+import { SERVE_FLAGS } from "./cli/serve_flags.ts";
 import { CribError } from "./errors.ts";
 import { COMMIT, CRI_API_VERSION, VERSION } from "./version.ts";
 
@@ -26,20 +20,19 @@ ${usageOf(SERVE_FLAGS)}
 async function main(argv: string[]): Promise<number> {
   const [face, ...rest] = argv;
   switch (face) {
+    // Faces load only what they use: the monitor and pause processes stay
+    // resident next to every container, so they must not carry the gRPC,
+    // registry and config code of the daemon.
     case "serve":
-      return serve(rest);
+      return (await import("./cli/serve.ts")).serve(rest);
     case "ctl":
-      return ctl(rest);
+      return (await import("./ctl/ctl.ts")).ctl(rest);
     case "monitor":
-      return runMonitor(rest);
+      return (await import("./monitor/main.ts")).runMonitor(rest);
     case "pause":
-      return pause();
-    case "config": {
-      const args = parseArgs(rest, SERVE_FLAGS);
-      const { config, source } = loadConfig(flag(args, "config"));
-      process.stdout.write(`# effective crib config (from ${source})\n${stringify(config)}`);
-      return 0;
-    }
+      return (await import("./cli/pause.ts")).pause();
+    case "config":
+      return (await import("./cli/print_config.ts")).printConfig(rest);
     case "version":
     case "--version":
       process.stdout.write(`crib version ${VERSION}\ncommit: ${COMMIT}\nCRI API: ${CRI_API_VERSION}\n`);
@@ -62,7 +55,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`crib: ${err.message}\nRun "crib help" for usage.\n`);
       process.exit(2);
     }
-    if (err instanceof ConfigError || err instanceof SocketInUseError || err instanceof CribError) {
+    if (err instanceof CribError) {
       process.stderr.write(`crib: ${err.message}\n`);
       process.exit(1);
     }

@@ -15,11 +15,9 @@ import { openDatabase } from "../state/db.ts";
 import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
-import { flag, type FlagSpec, parseArgs } from "./args.ts";
+import { flag, parseArgs } from "./args.ts";
+import { SERVE_FLAGS } from "./serve_flags.ts";
 
-export const SERVE_FLAGS: FlagSpec[] = [
-  { name: "config", short: "c", help: "config file (default /etc/crib/crib.yaml; absent = embedded defaults)" },
-];
 
 const serveLog = log.with({ component: "daemon" });
 

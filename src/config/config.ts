@@ -2,7 +2,7 @@
 // The YAML shape follows ARCHITECTURE.md (registries as in k3s's registries.yaml).
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
-import { errnoCode } from "../errors.ts";
+import { CribError, errnoCode } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
 import { bool, duration, int, list, map, obj, oneOf, SchemaError, str, validate, type Spec } from "./schema.ts";
 
@@ -100,7 +100,12 @@ export function defaultConfig(): Config {
   };
 }
 
-export class ConfigError extends Error {}
+/** A config file that cannot be used; the message names the file and the key. */
+export class ConfigError extends CribError {
+  constructor(message: string) {
+    super("invalid_argument", message);
+  }
+}
 
 /** Parse config text (YAML) over the defaults. `source` names the file in errors. */
 export function parseConfig(text: string, source: string): Config {

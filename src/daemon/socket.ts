@@ -2,7 +2,7 @@
 import { connect } from "node:net";
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { errnoCode } from "../errors.ts";
+import { CribError, errnoCode } from "../errors.ts";
 
 /** Whether something accepts connections on the unix socket at `path`. */
 export function socketIsLive(path: string): Promise<boolean> {
@@ -16,7 +16,12 @@ export function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
-export class SocketInUseError extends Error {}
+/** The socket path is taken: by a live server, or by something that is not a socket. */
+export class SocketInUseError extends CribError {
+  constructor(message: string) {
+    super("already_exists", message);
+  }
+}
 
 /**
  * Make `path` ready to bind: create its directory, replace a stale socket
