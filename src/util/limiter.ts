@@ -32,4 +32,9 @@ export class SingleFlight<T> {
   has(key: string): boolean {
     return this.inFlight.has(key);
   }
+
+  /** Whether any run is in flight besides the caller's own (which ends after it returns). */
+  busy(): boolean {
+    return this.inFlight.size > 1;
+  }
 }
