@@ -10,13 +10,13 @@
 // Pods use the host network on both runtimes: containerd 1.6 refuses a sandbox whose
 // CNI result has no eth0 (a loopback-only conflist fails with "failed to find network
 // info"), and a bridge network would charge containerd for work crib does not do yet.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { type CriClient, CriError } from "../../src/ctl/client.ts";
+import { CriClient, CriError } from "../../src/ctl/client.ts";
 import { type ContainerConfig, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
-import { startCrib } from "../helpers/daemon.ts";
+import { requireBinary, tempConfig, waitForSocket } from "../helpers/daemon.ts";
 import { busyboxLayer, type PushedImage, pushImage } from "../helpers/images.ts";
 import type { TestRegistry } from "../helpers/registry.ts";
 import type { TarEntry } from "../helpers/tar.ts";
@@ -94,6 +94,8 @@ export interface RuntimeResult {
   idle?: MemoryReading;
   /** Images pulled, no pod yet. */
   zeroPods?: MemoryReading;
+  /** The first pod running (node-wide processes such as crib's monitor started). */
+  onePod?: MemoryReading;
   /** `memoryPods` pods running. */
   withPods?: MemoryReading;
   /** Temp dirs, processes and containers the run created: all must be gone afterwards. */
@@ -175,10 +177,11 @@ function killQuiet(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
   }
 }
 
+/** Present in /proc and not a zombie (a reparented monitor may wait a while for its reaper). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.charAt(stat.lastIndexOf(")") + 2) !== "Z";
   } catch {
     return false;
   }
@@ -267,11 +270,62 @@ async function startContainerdRuntime(ctx: BenchContext, reg: TestRegistry, imag
   };
 }
 
+/** A crib daemon run from a private copy of dist/crib. */
+interface PrivateCrib {
+  dir: string;
+  state: string;
+  pid: number;
+  client: CriClient;
+  running(): boolean;
+  /** SIGTERM, SIGKILL after 10 s; the monitor keeps running. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts crib from its own copy of the executable: the daemon and its monitor then share
+ * file pages only with each other, as on a node, and not with other crib processes on this
+ * machine (which would lower their PSS); a rebuild of dist/crib during the run cannot pull
+ * the binary from under the monitor either.
+ */
+async function startPrivateCrib(extra: Record<string, unknown>): Promise<PrivateCrib> {
+  const t = tempConfig(extra);
+  const bin = join(t.dir, "crib");
+  copyFileSync(requireBinary(), bin);
+  chmodSync(bin, 0o755);
+  const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  // Only the start of the log matters (readiness, start-up errors): keep it bounded.
+  let stderr = "";
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stderr) if (stderr.length < 64 * 1024) stderr += dec.decode(chunk, { stream: true });
+  })();
+  const running = (): boolean => proc.exitCode === null && proc.signalCode === null;
+  const client = new CriClient(`unix://${t.socket}`);
+  const stop = async (): Promise<void> => {
+    client.close();
+    if (!running()) return;
+    proc.kill("SIGTERM");
+    const done = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
+    if (!done) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+  };
+  try {
+    await waitForSocket(proc, t.socket, () => stderr);
+  } catch (err) {
+    await stop();
+    rmSync(t.dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { dir: t.dir, state: t.state, pid: proc.pid, client, running, stop };
+}
+
 async function startCribRuntime(ctx: BenchContext, reg: TestRegistry): Promise<Runtime> {
   // info: the harness waits for crib's "crib is serving" line.
-  const c = await startCrib({ log: { level: "info" }, registries: { mirrors: { [reg.host]: { endpoint: [`http://${reg.host}`] } } } });
+  const c = await startPrivateCrib({ log: { level: "info" }, registries: { mirrors: { [reg.host]: { endpoint: [`http://${reg.host}`] } } } });
   const logRoot = mkdtempSync(join(tmpdir(), "crib-bench-pods-logs-"));
-  const daemonPid = c.proc.pid;
+  const daemonPid = c.pid;
   const seen = new Set<number>([daemonPid]);
   const pidFile = join(c.state, "monitor", "monitor.pid");
   const monitorPid = (): number | undefined => {
@@ -288,28 +342,20 @@ async function startCribRuntime(ctx: BenchContext, reg: TestRegistry): Promise<R
   const release = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    try {
-      if (c.proc.exitCode === null && c.proc.signalCode === null) {
-        await removeAllPods(c.client).catch(() => undefined);
-        const mon = monitorPid();
-        const code = await Promise.race([c.stop(), Bun.sleep(10_000).then(() => "timeout" as const)]);
-        if (code === "timeout") await c.kill();
-        if (mon !== undefined) {
-          // Containers the pods left behind would be the monitor's children.
-          for (const p of processTree(mon).slice(1)) killQuiet(p);
-          killQuiet(mon, "SIGTERM");
-          if (!(await waitGone(mon, 5000))) killQuiet(mon);
-        }
-      } else {
-        const mon = monitorPid();
-        if (mon !== undefined) killQuiet(mon);
-      }
-      const left = unmountUnder(c.dir);
-      if (left.length > 0) throw new Error(`crib left mounts under ${c.dir}: ${left.join(", ")}`);
-    } finally {
-      c.cleanup();
-      rmSync(logRoot, { recursive: true, force: true });
+    if (c.running()) await removeAllPods(c.client).catch(() => undefined);
+    const mon = monitorPid();
+    await c.stop();
+    if (mon !== undefined) {
+      // Containers the pods left behind would be the monitor's children.
+      for (const p of processTree(mon).slice(1)) killQuiet(p);
+      killQuiet(mon, "SIGTERM");
+      if (!(await waitGone(mon, 5000))) killQuiet(mon);
     }
+    rmSync(logRoot, { recursive: true, force: true });
+    // Never delete through a mount that is still there (it could be a layer's lower dir).
+    const left = unmountUnder(c.dir);
+    if (left.length > 0) throw new Error(`crib left mounts under ${c.dir}: ${left.join(", ")}`);
+    rmSync(c.dir, { recursive: true, force: true });
   };
   const untrack = ctx.track("crib (pods)", release);
   return {
@@ -411,7 +457,11 @@ async function measureRuntime(rt: Runtime, images: BenchImages, opts: PodsOption
     const { pod, sample } = await startPod(rt, images.busybox.ref);
     running.push(pod);
     out.containers.push(pod.containerId);
-    if (i === 0) out.firstStartMs = sample.total;
+    if (i === 0) {
+      out.firstStartMs = sample.total;
+      await Bun.sleep(opts.settleMs);
+      out.onePod = await readMemory(rt, running);
+    }
   }
   await Bun.sleep(opts.settleMs);
   out.withPods = await readMemory(rt, running);
@@ -435,6 +485,13 @@ export interface PerPodMemory {
   monitor: number;
   shims: number;
   pause: number;
+  /** (N pods - 1 pod) / (N - 1): one more pod once the node-wide processes run; undefined for N < 2. */
+  marginal?: number;
+}
+
+/** Summed PSS of the runtime's own processes in one reading, KiB. */
+function runtimePss(m: MemoryReading): number {
+  return m.daemonPss + m.monitorPss + m.shimPss + m.pausePss;
 }
 
 export function perPodMemory(r: RuntimeResult, pods: number): PerPodMemory | undefined {
@@ -445,7 +502,8 @@ export function perPodMemory(r: RuntimeResult, pods: number): PerPodMemory | und
   const monitor = (w.monitorPss - z.monitorPss) / pods;
   const shims = (w.shimPss - z.shimPss) / pods;
   const pause = (w.pausePss - z.pausePss) / pods;
-  return { total: daemonGrowth + monitor + shims + pause, daemonGrowth, monitor, shims, pause };
+  const marginal = r.onePod === undefined || pods < 2 ? undefined : (runtimePss(w) - runtimePss(r.onePod)) / (pods - 1);
+  return { total: daemonGrowth + monitor + shims + pause, daemonGrowth, monitor, shims, pause, marginal };
 }
 
 const mib = (kib: number | undefined, digits = 1): string => fmt(kibToMiB(kib), digits);
@@ -494,6 +552,7 @@ function buildTables(opts: PodsOptions, results: RuntimeResult[]): Table[] {
     return [
       r.runtime,
       mib(p.total, 2),
+      mib(p.marginal, 2),
       mib(p.daemonGrowth, 2),
       isCrib ? mib(p.monitor, 2) : "-",
       isCrib ? "-" : `${mib(p.shims, 2)} (${w?.shims ?? 0})`,
@@ -532,11 +591,13 @@ function buildTables(opts: PodsOptions, results: RuntimeResult[]): Table[] {
     },
     {
       title: `== pods: memory per running pod, MiB PSS (0 -> ${opts.memoryPods} pods) ==`,
-      headers: ["runtime", "per pod", "daemon growth", "monitor", "shim (n)", "pause (n)", "shims/monitor total"],
+      headers: ["runtime", "per pod", "marginal", "daemon growth", "monitor", "shim (n)", "pause (n)", "shims/monitor total"],
       rows: memoryRows,
       notes: [
         `per pod = (runtime processes' PSS with ${opts.memoryPods} pods - with 0 pods) / ${opts.memoryPods}; workload processes left out on both`,
         "crib: daemon + `crib monitor` (started with the first container, so its whole PSS counts); containerd: daemon + containerd-shim-runc-v2 + pause processes",
+        "crib's daemon and monitor map the same executable: once the monitor runs, the shared pages' PSS is split between them, so the daemon's growth can be negative (the sum is what counts)",
+        `marginal = (PSS with ${opts.memoryPods} pods - with 1 pod) / ${opts.memoryPods - 1}: one more pod once the node-wide processes run (not the target's figure)`,
         `pause: a busybox \`sleep\` as sandbox image (${PAUSE_ENTRYPOINT.join(" ")}); the real pause binary is smaller; busybox pages are shared with the workloads, PSS splits them`,
         `crib per pod: ${mib(cribPer, 2)} MiB, containerd: ${mib(ctdPer, 2)} MiB   target <= 1 MB (${mib(MEMORY_TARGET_KIB, 2)} MiB) and below containerd: ${memMet}`,
       ],
@@ -557,9 +618,10 @@ export async function measurePods(ctx: BenchContext, opts: PodsOptions): Promise
       out.note = "not built (npm run build)";
       continue;
     }
-    const rt = name === "containerd" ? await startContainerdRuntime(ctx, reg, images) : await startCribRuntime(ctx, reg);
-    out.dirs = rt.dirs;
+    let rt: Runtime | undefined;
     try {
+      rt = name === "containerd" ? await startContainerdRuntime(ctx, reg, images) : await startCribRuntime(ctx, reg);
+      out.dirs = rt.dirs;
       await measureRuntime(rt, images, opts, ctx, out);
     } catch (err) {
       // containerd is the reference: if it cannot run pods, the benchmark itself is broken.
@@ -572,8 +634,10 @@ export async function measurePods(ctx: BenchContext, opts: PodsOptions): Promise
       }
       ctx.log(`pods: crib ${out.note}${out.error === undefined ? "" : `: ${out.error}`}`);
     } finally {
-      out.pids = rt.pids();
-      await rt.stop();
+      if (rt !== undefined) {
+        out.pids = rt.pids();
+        await rt.stop();
+      }
     }
   }
   return { options: opts, results, tables: buildTables(opts, results) };
