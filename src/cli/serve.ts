@@ -9,9 +9,11 @@ import type { Daemon } from "../daemon/daemon.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
 import { ImageService } from "../image/image_service.ts";
+import { socketPath as monitorSocketPath } from "../monitor/protocol.ts";
 import { CniManager } from "../pod/cni/manager.ts";
 import { PodService } from "../pod/pod_service.ts";
 import { openDatabase } from "../state/db.ts";
+import { StreamingService } from "../stream/service.ts";
 import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
@@ -48,11 +50,13 @@ export async function serve(argv: string[]): Promise<number> {
   await containers.recover();
   // Networks cached for pods with no record (a crash mid-RunPodSandbox): DEL them, in the background.
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
-  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni };
+  const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));
+  const streamingUrl = await streaming.start();
+  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming };
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
   await restrictSocket(config.socket);
-  serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, config: source, pid: process.pid });
+  serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -61,6 +65,8 @@ export async function serve(argv: string[]): Promise<number> {
       stopping = true;
       serveLog.info("stopping", { signal });
       void shutdown(server, config.socket).then(async () => {
+        // Interactive execs end with the daemon (their pipes and terminals are ours).
+        await streaming.stop();
         await link.close();
         db.close();
         serveLog.info("stopped");

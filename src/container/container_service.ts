@@ -57,7 +57,8 @@ export class ContainerService {
     };
   }
 
-  private runtimeFor(pod: PodRecord) {
+  /** The OCI runtime binary and its state root for the pod's handler (also used by streaming exec). */
+  runtimeFor(pod: PodRecord) {
     const handler = this.config.runtime.handlers[pod.runtimeHandler];
     if (!handler) throw failedPrecondition(`runtime handler "${pod.runtimeHandler}" of pod ${pod.id} is no longer configured`);
     return { path: handler.path, root: handler.root ?? join(this.config.state, "runtime", pod.runtimeHandler) };

@@ -1,6 +1,8 @@
 // The table of implemented RPCs. Each handler lives in its own file, named
 // object_verb as in CRI-O and containerd.
 import { containerCreate } from "./container_create.ts";
+import { containerAttach } from "./container_attach.ts";
+import { containerExec } from "./container_exec.ts";
 import { containerExecSync } from "./container_exec_sync.ts";
 import { containerList, containerStream } from "./container_list.ts";
 import { containerRemove } from "./container_remove.ts";
@@ -22,6 +24,7 @@ import { runtimeStatus } from "./runtime_status.ts";
 import { runtimeUpdateConfig } from "./runtime_update_config.ts";
 import { runtimeVersion } from "./runtime_version.ts";
 import { sandboxList, sandboxStream } from "./sandbox_list.ts";
+import { sandboxPortForward } from "./sandbox_port_forward.ts";
 import { sandboxRemove } from "./sandbox_remove.ts";
 import { sandboxRun } from "./sandbox_run.ts";
 import { sandboxStatus } from "./sandbox_status.ts";
@@ -46,6 +49,9 @@ export const runtimeHandlers: RuntimeHandlers = {
   ListContainers: containerList,
   StreamContainers: containerStream,
   ExecSync: containerExecSync,
+  Exec: containerExec,
+  Attach: containerAttach,
+  PortForward: sandboxPortForward,
   UpdateContainerResources: containerUpdateResources,
   ReopenContainerLog: containerReopenLog,
 };

@@ -4,6 +4,7 @@ import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args
 import { CriClient } from "./client.ts";
 import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
+import { ctlAttach, ctlExec, ctlPortForward } from "./stream_commands.ts";
 import { ctlCreate, ctlInspect, ctlInspectp, ctlLogs, ctlPods, ctlPs, ctlRm, ctlRmp, ctlRunp, ctlStart, ctlStop, ctlStopp } from "./runtime_objects.ts";
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -42,6 +43,9 @@ const COMMANDS: Record<string, Command> = {
   rm: { run: ctlRm, help: "remove containers" },
   inspect: { run: ctlInspect, help: "container status (JSON)" },
   logs: { run: ctlLogs, help: "print a container's log (-f to follow)" },
+  exec: { run: ctlExec, help: "run a command in a running container: [-i] [-t] CONTAINER CMD..." },
+  attach: { run: ctlAttach, help: "attach to a running container's stdio: [-i] [-t] CONTAINER" },
+  "port-forward": { run: ctlPortForward, help: "forward local ports to a pod: POD [LOCAL:]REMOTE..." },
 };
 
 function usage(): string {

@@ -9,6 +9,7 @@ import {
   containerDir,
   isValidContainerId,
   socketPath,
+  type AttachInfo,
   type ContainerState,
   type CreateRequest,
   type ExecRequest,
@@ -16,11 +17,24 @@ import {
   type ExitEvent,
   type ExitInfo,
   type MonitorInfo,
+  type OutputEndEvent,
+  type OutputEvent,
   type Response,
   type WireExecResult,
 } from "./protocol.ts";
+import { readState } from "./state_store.ts";
 
-export type { ContainerState, CreateRequest, ExecRequest, ExecResult, ExitInfo, MonitorInfo, RuntimeRef } from "./protocol.ts";
+export type { AttachInfo, ContainerState, CreateRequest, ExecRequest, ExecResult, ExitInfo, MonitorInfo, RuntimeRef } from "./protocol.ts";
+
+/** Receives a copy of an attached container's output. */
+export interface OutputHandler {
+  output(stream: "stdout" | "stderr", chunk: Uint8Array): void;
+  /** The container's output ended (it exited). */
+  end(): void;
+}
+
+/** Largest stdin piece sent in one request (the monitor caps request lines at 1 MiB). */
+const STDIN_PIECE = 256 * 1024;
 
 interface HeldPipes {
   stdout?: number;
@@ -57,6 +71,7 @@ export class MonitorClient {
   private nextId = 1;
   private readonly exitFns: Array<(id: string, exit: ExitInfo) => void> = [];
   private readonly closeFns: Array<() => void> = [];
+  private readonly outputHandlers = new Map<string, OutputHandler>();
   private subscribed = false;
   private closed = false;
   private readonly stateDir: string;
@@ -97,14 +112,20 @@ export class MonitorClient {
   }
 
   private receive(line: string): void {
-    let msg: Response | ExitEvent;
+    let msg: Response | ExitEvent | OutputEvent | OutputEndEvent;
     try {
-      msg = JSON.parse(line) as Response | ExitEvent;
+      msg = JSON.parse(line) as Response | ExitEvent | OutputEvent | OutputEndEvent;
     } catch {
       return;
     }
     if ("event" in msg) {
       if (msg.event === "exit") for (const fn of this.exitFns) fn(msg.container, msg.exit);
+      else if (msg.event === "output") this.outputHandlers.get(msg.container)?.output(msg.stream, new Uint8Array(Buffer.from(msg.data, "base64")));
+      else if (msg.event === "outputEnd") {
+        const h = this.outputHandlers.get(msg.container);
+        this.outputHandlers.delete(msg.container);
+        h?.end();
+      }
       return;
     }
     const p = this.pending.get(msg.id);
@@ -122,6 +143,9 @@ export class MonitorClient {
     this.closed = true;
     for (const p of this.pending.values()) p.reject(unavailable("the connection to the monitor closed"));
     this.pending.clear();
+    // An attach ends with its connection (the monitor restarted, or we closed it).
+    for (const h of this.outputHandlers.values()) h.end();
+    this.outputHandlers.clear();
     for (const fn of this.closeFns) fn();
   }
 
@@ -172,6 +196,30 @@ export class MonitorClient {
     }
     await this.call("closeStdin", { container: id });
   }
+  /**
+   * Get a copy of a container's output from now on, until it exits (CRI Attach).
+   * Use a connection of its own (MonitorClient.connect) and close it to detach.
+   */
+  async attach(id: string, streams: { stdout: boolean; stderr: boolean }, handler: OutputHandler): Promise<AttachInfo> {
+    this.outputHandlers.set(id, handler);
+    try {
+      return await this.call<AttachInfo>("attach", { container: id, stdout: streams.stdout, stderr: streams.stderr });
+    } catch (err) {
+      this.outputHandlers.delete(id);
+      throw err;
+    }
+  }
+  /** Write to a container's stdin (created with stdin: its FIFO, or its terminal); resolves once written. */
+  async writeStdin(id: string, data: Uint8Array): Promise<void> {
+    for (let off = 0; off < data.length; off += STDIN_PIECE) {
+      const piece = data.subarray(off, Math.min(data.length, off + STDIN_PIECE));
+      await this.call("writeStdin", { container: id, data: Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).toString("base64") });
+    }
+  }
+  /** Resize a TTY container's terminal (a no-op for others). */
+  async resize(id: string, width: number, height: number): Promise<void> {
+    await this.call("resize", { container: id, width, height });
+  }
   /** `runc delete --force`, FIFOs and state removed. Idempotent. */
   async delete(id: string): Promise<void> {
     await this.call("delete", { container: id });
@@ -212,6 +260,8 @@ export class MonitorClient {
     if (!isValidContainerId(id)) throw invalidArgument(`invalid container id ${JSON.stringify(id)}`);
     const dir = containerDir(this.stateDir, id);
     if (held.has(dir)) return;
+    // A TTY container has no FIFOs: its stdio is a terminal whose master the monitor holds.
+    if (!existsSync(`${dir}/stdout`) && readState(dir)?.tty === true) return;
     const h: HeldPipes = {};
     try {
       h.stdout = openSync(`${dir}/stdout`, constants.O_RDONLY | constants.O_NONBLOCK);

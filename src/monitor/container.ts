@@ -1,12 +1,15 @@
-// One container as the monitor sees it: its stdio FIFOs and their readers, its CRI log,
-// its persisted state, and the recording of its init's exit.
+// One container as the monitor sees it: its stdio FIFOs (or, for a TTY container, the
+// pty master runc handed over) and their readers, its CRI log, attached listeners that
+// get a copy of the output, its persisted state, and the recording of its init's exit.
 
 import { constants as osConstants } from "node:os";
 import { openSync, constants as fsConstants } from "node:fs";
-import { errorMessage } from "../errors.ts";
+import { errorMessage, failedPrecondition } from "../errors.ts";
 import { log, type Logger } from "../log/logger.ts";
-import { CLD_EXITED, realtimeNs, type ChildStatus } from "../sys/process.ts";
+import { CLD_EXITED, realtimeNs, setNonblock, type ChildStatus } from "../sys/process.ts";
+import { setWindowSize } from "../sys/pty.ts";
 import type { StreamName } from "./cri_log.ts";
+import { FdWriter } from "./fd_writer.ts";
 import { ContainerLog } from "./log_writer.ts";
 import { oomCounterFile, oomKilled } from "./oom.ts";
 import { closeFd, fifoPaths, makeFifo, openFifoReader, PipeReader, type FifoPaths } from "./pipes.ts";
@@ -34,6 +37,16 @@ export function exitFromStatus(s: ChildStatus, oom: boolean, exitedAtNs: bigint)
   return exit;
 }
 
+/** Someone attached to the container's output (the daemon, for a CRI Attach). */
+export interface AttachListener {
+  output(stream: StreamName, chunk: Uint8Array): void;
+  /** The output ended (the container exited); no more calls follow. */
+  end(): void;
+}
+
+/** EOT: what a terminal in canonical mode reads as end of input. */
+const EOT = Uint8Array.of(4);
+
 export type Watch =
   /** The init is our child: waitid gives its exact exit status. */
   | "child"
@@ -52,6 +65,10 @@ export class Container {
   private readers: PipeReader[] = [];
   private readFds: Partial<Record<StreamName, number>> = {};
   private stdinWriteFd = -1;
+  private stdinWriter: FdWriter | undefined;
+  private readonly attaches = new Set<AttachListener>();
+  private readonly endedStreams = new Set<StreamName>();
+  private outputEnded = false;
   private exitRecorded = false;
   private oomFile: string | undefined;
   deleted = false;
@@ -110,11 +127,22 @@ export class Container {
     else this.logFile.reopen();
   }
 
-  /** Make the FIFOs (stdin only when asked). */
+  /** Make the FIFOs (stdin only when asked; none for a TTY container, whose stdio is its terminal). */
   makeFifos(): void {
+    if (this.st.tty) return;
     makeFifo(this.paths.stdout);
     makeFifo(this.paths.stderr);
     if (this.st.stdin) makeFifo(this.paths.stdin);
+  }
+
+  /** A TTY container's pty master (from runc's console socket): read as its stdout, written as its stdin. */
+  setTerminal(master: number): void {
+    setNonblock(master, true);
+    this.readFds.stdout = master;
+  }
+
+  private get streams(): StreamName[] {
+    return this.st.tty ? ["stdout"] : ["stdout", "stderr"];
   }
 
   /**
@@ -122,9 +150,14 @@ export class Container {
    * opening the FIFOs by path. Data written while no monitor read sits in the pipe.
    */
   attachOutput(inherited: Partial<Record<StreamName, number>> = {}): void {
-    for (const stream of ["stdout", "stderr"] as const) {
+    for (const stream of this.streams) {
       if (this.readers.some((r) => r.stream === stream)) continue;
       let fd = this.readFds[stream] ?? inherited[stream];
+      if (fd === undefined && this.st.tty) {
+        // The master lived only in the monitor that died: the terminal is gone.
+        if (this.st.exit === undefined) this.log.warn("the terminal of this TTY container was lost with the previous monitor; its output is no longer recorded");
+        continue;
+      }
       if (fd === undefined) {
         try {
           fd = openFifoReader(this.paths[stream]);
@@ -134,12 +167,67 @@ export class Container {
         }
       }
       this.readFds[stream] = fd;
-      const reader = new PipeReader(fd, stream, (s, chunk) => this.logFile?.write(s, chunk), this.st.id);
+      const reader = new PipeReader(fd, stream, (s, chunk) => this.output(s, chunk), this.st.id);
       void reader.done.then((how) => {
-        if (how === "eof") this.logFile?.flush(stream);
+        if (how !== "eof") return;
+        this.logFile?.flush(stream);
+        this.endedStreams.add(stream);
+        if (this.streams.every((st) => this.endedStreams.has(st))) this.endOutput();
       });
       this.readers.push(reader);
     }
+  }
+
+  /** Output goes to the log first, then a copy to every attached listener. */
+  private output(stream: StreamName, chunk: Uint8Array): void {
+    this.logFile?.write(stream, chunk);
+    for (const l of this.attaches) {
+      try {
+        l.output(stream, chunk);
+      } catch (err) {
+        this.log.warn("an attached listener failed; detaching it", { err: errorMessage(err) });
+        this.attaches.delete(l);
+      }
+    }
+  }
+
+  /** Get a copy of the output from now on; returns the detach function. */
+  attach(l: AttachListener): () => void {
+    if (this.outputEnded || this.visibleExit !== undefined) {
+      queueMicrotask(() => l.end());
+      return () => undefined;
+    }
+    this.attaches.add(l);
+    return () => this.attaches.delete(l);
+  }
+
+  /** Whether the output is over (nothing more will be attached to). */
+  get ended(): boolean {
+    return this.outputEnded || this.visibleExit !== undefined;
+  }
+
+  private endOutput(): void {
+    if (this.outputEnded) return;
+    this.outputEnded = true;
+    for (const l of [...this.attaches]) l.end();
+    this.attaches.clear();
+  }
+
+  /** Write to the container's stdin (its FIFO, or its terminal). */
+  async writeStdin(chunk: Uint8Array): Promise<void> {
+    if (!this.st.stdin) throw failedPrecondition(`container ${this.id} was not created with stdin`);
+    if (this.st.stdinClosed === true) throw failedPrecondition(`the stdin of container ${this.id} is closed (stdinOnce)`);
+    const fd = this.st.tty ? (this.readFds.stdout ?? -1) : this.stdinWriteFd;
+    if (fd < 0) throw failedPrecondition(`the stdin of container ${this.id} is not open (nothing reads it any more)`);
+    this.stdinWriter ??= new FdWriter(fd, `the stdin of container ${this.id}`);
+    await this.stdinWriter.write(chunk);
+  }
+
+  /** Resize a TTY container's terminal (no-op for others). */
+  resize(cols: number, rows: number): void {
+    const master = this.readFds.stdout;
+    if (!this.st.tty || master === undefined) return;
+    setWindowSize(master, { cols, rows });
   }
 
   /**
@@ -147,7 +235,7 @@ export class Container {
    * (stdinOnce: after the first attach). Non-blocking: ENXIO when no reader is left.
    */
   holdStdin(): void {
-    if (!this.st.stdin || this.st.stdinClosed === true || this.stdinWriteFd >= 0) return;
+    if (!this.st.stdin || this.st.tty || this.st.stdinClosed === true || this.stdinWriteFd >= 0) return;
     try {
       this.stdinWriteFd = openSync(this.paths.stdin, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
@@ -156,6 +244,11 @@ export class Container {
   }
 
   closeStdin(): void {
+    if (this.st.tty) {
+      // A terminal cannot be half-closed: end the input line discipline's way (EOT).
+      if (this.st.stdin && this.readFds.stdout !== undefined) void this.writeStdin(EOT).catch(() => undefined);
+      return;
+    }
     if (this.st.stdin && this.st.stdinClosed !== true) {
       this.st.stdinClosed = true;
       this.persist();
@@ -164,6 +257,9 @@ export class Container {
   }
 
   private releaseStdin(): void {
+    this.stdinWriter?.close();
+    this.stdinWriter = undefined;
+    if (this.st.tty) return; // the master is closed with the read fds
     closeFd(this.stdinWriteFd);
     this.stdinWriteFd = -1;
   }
@@ -216,6 +312,7 @@ export class Container {
     const drained = Promise.all(this.readers.map((r) => r.done));
     void Promise.race([drained, Bun.sleep(DRAIN_MS)]).then(() => {
       this.visibleExit = exit;
+      this.endOutput();
       if (!this.deleted) this.onExitVisible(this, exit);
     });
   }

@@ -1,14 +1,16 @@
 // The monitor's operations on its containers, independent of the socket protocol.
 
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { CribError, errorMessage, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { realtimeNs } from "../sys/process.ts";
-import { Container } from "./container.ts";
+import { ConsoleSocket } from "../sys/scm_rights.ts";
+import { Container, type AttachListener } from "./container.ts";
 import { execSync } from "./exec.ts";
 import { openFifoWriter, openStdinForContainer, closeFd } from "./pipes.ts";
 import { readProcStat } from "./proc_stat.ts";
-import { containerDir, isValidContainerId, type ContainerState, type CreateRequest, type ExecRequest, type ExecResult, type ExitInfo } from "./protocol.ts";
+import { containerDir, isValidContainerId, type AttachInfo, type ContainerState, type CreateRequest, type ExecRequest, type ExecResult, type ExitInfo } from "./protocol.ts";
 import { Reaper } from "./reaper.ts";
 import { runcCreate, runcDelete, runcKill, runcStart, runcState } from "./runc.ts";
 import { readState, type PersistedContainer } from "./state_store.ts";
@@ -19,7 +21,8 @@ export type ExitListener = (id: string, exit: ExitInfo) => void;
 /** fds a re-exec'd monitor inherited, per container. */
 export type InheritedPipes = Record<string, Partial<Record<StreamName, number>>>;
 
-const unimplemented = (msg: string) => new CribError("unimplemented", msg);
+/** How long runc's terminal may take to arrive on the console socket after `runc create` returned. */
+const CONSOLE_WAIT_MS = 5_000;
 
 const SIGNAL_RE = /^(SIG)?[A-Z0-9+-]{1,16}$|^[0-9]{1,2}$/;
 
@@ -177,7 +180,6 @@ export class Monitor {
     return this.locked(req.id, async () => {
       const existing = this.containers.get(req.id);
       if (existing !== undefined) return existing.view();
-      if (req.tty) throw unimplemented(`container ${req.id}: tty containers are not supported by the crib monitor yet (needs the runc console socket)`);
       this.creating++;
       try {
         return await this.doCreate(req);
@@ -205,23 +207,40 @@ export class Monitor {
     };
     const c = new Container(dir, st, (cc, exit) => this.emitExit(cc, exit));
     const fds: number[] = [];
+    let consoleSock: ConsoleSocket | undefined;
     try {
       c.openLog();
       c.makeFifos();
       c.persist();
-      c.attachOutput();
-      const stdout = openFifoWriter(c.paths.stdout);
-      fds.push(stdout);
-      const stderr = openFifoWriter(c.paths.stderr);
-      fds.push(stderr);
-      let stdin: number | "ignore" = "ignore";
-      if (req.stdin) {
-        stdin = openStdinForContainer(c.paths.stdin);
-        fds.push(stdin);
-      }
       const pidFile = `${dir}/pid`;
-      await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin, stdout, stderr });
-      for (const fd of fds.splice(0)) closeFd(fd);
+      if (req.tty !== bundleWantsTerminal(req.bundle)) {
+        throw invalidArgument(`create ${req.id}: tty is ${req.tty} but process.terminal in ${req.bundle}/config.json is ${!req.tty}`);
+      }
+      if (req.tty) {
+        // runc hands the pty master over the console socket; the monitor keeps it,
+        // reads it as the container's only output stream and writes stdin into it.
+        // (The socket lives in the state dir: container dirs are too deep for sun_path.)
+        consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${randomBytes(6).toString("hex")}.sock`);
+        await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin: "ignore", stdout: "ignore", stderr: "ignore" }, consoleSock.path);
+        const term = await consoleSock.receive({ timeoutMs: CONSOLE_WAIT_MS }).catch((err: unknown) => {
+          throw internal(`runc create of TTY container ${req.id} sent no terminal: ${errorMessage(err)}`, err);
+        });
+        c.setTerminal(term.fd);
+        c.attachOutput();
+      } else {
+        c.attachOutput();
+        const stdout = openFifoWriter(c.paths.stdout);
+        fds.push(stdout);
+        const stderr = openFifoWriter(c.paths.stderr);
+        fds.push(stderr);
+        let stdin: number | "ignore" = "ignore";
+        if (req.stdin) {
+          stdin = openStdinForContainer(c.paths.stdin);
+          fds.push(stdin);
+        }
+        await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin, stdout, stderr });
+        for (const fd of fds.splice(0)) closeFd(fd);
+      }
       const pid = Number(readFileSync(pidFile, "utf8").trim());
       if (!Number.isInteger(pid) || pid <= 0) throw internal(`runc create of container ${req.id} wrote no valid pid to ${pidFile}`);
       st.pid = pid;
@@ -242,6 +261,8 @@ export class Monitor {
       await c.release();
       rmSync(dir, { recursive: true, force: true });
       throw err instanceof CribError ? err : internal(`create container ${req.id}: ${errorMessage(err)}`, err);
+    } finally {
+      consoleSock?.close();
     }
   }
 
@@ -295,6 +316,22 @@ export class Monitor {
     this.get(id).closeStdin();
   }
 
+  /** Get a copy of a container's output from now on (CRI Attach); `detach` stops it. */
+  attach(id: string, l: AttachListener): { info: AttachInfo; detach: () => void } {
+    const c = this.get(id);
+    const detach = c.attach(l);
+    return { info: { tty: c.st.tty, stdin: c.st.stdin, stdinOnce: c.st.stdinOnce, ended: c.ended }, detach };
+  }
+
+  async writeStdin(id: string, data: Uint8Array): Promise<void> {
+    await this.get(id).writeStdin(data);
+  }
+
+  resize(id: string, width: number, height: number): void {
+    if (![width, height].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffff)) throw invalidArgument(`resize ${id}: width and height must be integers in 0..65535`);
+    this.get(id).resize(width, height);
+  }
+
   async delete(id: string): Promise<void> {
     if (!isValidContainerId(id)) throw invalidArgument(`invalid container id ${JSON.stringify(id)}`);
     return this.locked(id, async () => {
@@ -330,6 +367,16 @@ export class Monitor {
   resume(): void {
     for (const c of this.containers.values()) c.attachOutput();
     this.reaper.start();
+  }
+}
+
+/** process.terminal of the bundle's OCI spec (runc needs a console socket exactly then). */
+function bundleWantsTerminal(bundle: string): boolean {
+  try {
+    const spec = JSON.parse(readFileSync(`${bundle}/config.json`, "utf8")) as { process?: { terminal?: unknown } };
+    return spec.process?.terminal === true;
+  } catch {
+    return false; // runc reports a missing or broken spec itself
   }
 }
 

@@ -4,7 +4,7 @@
 // EPIPE while no monitor runs, and a new monitor reopens them by path and reads on.
 
 import { closeSync, constants, existsSync, openSync } from "node:fs";
-import { errorMessage } from "../errors.ts";
+import { errnoCode, errorMessage } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { mkfifo, setNonblock, setPipeSize } from "../sys/process.ts";
 import type { StreamName } from "./cri_log.ts";
@@ -61,7 +61,7 @@ export function closeFd(fd: number): void {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Reads one FIFO through the event loop until EOF (every writer closed) and hands each
+ * Reads one FIFO (or a TTY container's pty master) through the event loop until EOF (every writer closed) and hands each
  * chunk over as it comes: one bounded chunk per turn, so a flooding container cannot
  * hold back the others. The fd stays owned by the caller (Bun does not close it).
  */
@@ -98,7 +98,8 @@ export class PipeReader {
         await nextTurn();
       }
     } catch (err) {
-      if (!this.stopped) log.with({ component: "monitor", container: containerId }).warn("reading container output failed", { stream: this.stream, err: errorMessage(err) });
+      // EIO is how a pty master reads once every process closed the terminal: its EOF.
+      if (!this.stopped && errnoCode(err) !== "EIO") log.with({ component: "monitor", container: containerId }).warn("reading container output failed", { stream: this.stream, err: errorMessage(err) });
     }
     return this.stopped ? "stopped" : "eof";
   }

@@ -3,8 +3,10 @@
 //   request   { id: number, op: string, ...args }
 //   response  { id, ok: true, result } | { id, ok: false, error: { kind, message } }
 //   event     { event: "exit", container, exit }   (to connections that sent {op:"subscribe"})
+//             { event: "output", container, stream, data } and { event: "outputEnd", container }
+//               (to a connection that sent {op:"attach"}: a copy of the container's output)
 //
-// Byte payloads (exec output) travel as base64 strings.
+// Byte payloads (exec output, attach output, stdin) travel as base64 strings.
 
 import type { ErrorKind } from "../errors.ts";
 
@@ -95,6 +97,9 @@ export type Request =
   | { id: number; op: "exec"; req: ExecRequest }
   | { id: number; op: "reopenLog"; container: string }
   | { id: number; op: "closeStdin"; container: string }
+  | { id: number; op: "attach"; container: string; stdout: boolean; stderr: boolean }
+  | { id: number; op: "writeStdin"; container: string; data: string }
+  | { id: number; op: "resize"; container: string; width: number; height: number }
   | { id: number; op: "delete"; container: string }
   | { id: number; op: "subscribe" }
   | { id: number; op: "info" }
@@ -113,6 +118,30 @@ export interface ExitEvent {
   event: "exit";
   container: string;
   exit: ExitInfo;
+}
+
+/** What an attach learns about the container it attached to. */
+export interface AttachInfo {
+  tty: boolean;
+  /** The container was created with stdin (writeStdin works). */
+  stdin: boolean;
+  stdinOnce: boolean;
+  /** Its output has ended already (it exited): no output events follow, only outputEnd. */
+  ended: boolean;
+}
+
+/** A copy of output the container wrote (a TTY container has only stdout). */
+export interface OutputEvent {
+  event: "output";
+  container: string;
+  stream: "stdout" | "stderr";
+  data: string;
+}
+
+/** The container's output ended (it exited): the attach is over. */
+export interface OutputEndEvent {
+  event: "outputEnd";
+  container: string;
 }
 
 /** A request line longer than this closes the connection (exec requests are small). */

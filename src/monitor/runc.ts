@@ -50,7 +50,9 @@ async function runRunc(rt: RuntimeRef, args: string[], what: string, id: string)
 
 /**
  * `runc create`: the container's stdio are the given fds (runc passes non-TTY stdio
- * through to the container process). runc's own errors go to `logFile`.
+ * through to the container process). For a TTY container (process.terminal in the
+ * spec) runc sends the pty master to `consoleSocket` instead. runc's own errors go
+ * to `logFile`.
  */
 export async function runcCreate(
   rt: RuntimeRef,
@@ -58,9 +60,12 @@ export async function runcCreate(
   bundle: string,
   pidFile: string,
   logFile: string,
-  stdio: { stdin: number | "ignore"; stdout: number; stderr: number },
+  stdio: { stdin: number | "ignore"; stdout: number | "ignore"; stderr: number | "ignore" },
+  consoleSocket?: string,
 ): Promise<void> {
-  const argv = [...runcBase(rt, logFile), "create", "--bundle", bundle, "--pid-file", pidFile, id];
+  const argv = [...runcBase(rt, logFile), "create", "--bundle", bundle, "--pid-file", pidFile];
+  if (consoleSocket !== undefined) argv.push("--console-socket", consoleSocket);
+  argv.push(id);
   const proc = spawnTracked(argv, { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr, cwd: bundle });
   const timer = setTimeout(() => proc.kill("SIGKILL"), RUNC_TIMEOUT_MS);
   const code = await proc.exited;

@@ -4,7 +4,7 @@ import net from "node:net";
 import { CribError, errorMessage, invalidArgument } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import type { Monitor } from "./monitor.ts";
-import { MAX_REQUEST_BYTES, type ExitEvent, type MonitorInfo, type Response, type WireExecResult } from "./protocol.ts";
+import { MAX_REQUEST_BYTES, type ExitEvent, type MonitorInfo, type OutputEndEvent, type OutputEvent, type Response, type WireExecResult } from "./protocol.ts";
 
 export interface ServerHooks {
   info(): MonitorInfo;
@@ -22,12 +22,26 @@ function str(args: Args, key: string): string {
   return v;
 }
 
+function num(args: Args, key: string): number {
+  const v = args[key];
+  if (typeof v !== "number") throw invalidArgument(`request field ${key} must be a number`);
+  return v;
+}
+
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+
+/**
+ * An attach connection whose reader lags this far behind loses output (the log still
+ * has it): a slow client must never hold up a container or the monitor.
+ */
+const ATTACH_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class MonitorServer {
   private readonly server: net.Server;
   private readonly subscribers = new Set<net.Socket>();
   private readonly sockets = new Set<net.Socket>();
+  /** Detach functions of the attaches each connection made. */
+  private readonly attached = new Map<net.Socket, Array<() => void>>();
   private readonly log = log.with({ component: "monitor" });
 
   constructor(
@@ -79,7 +93,33 @@ export class MonitorServer {
     sock.on("close", () => {
       this.sockets.delete(sock);
       this.subscribers.delete(sock);
+      for (const detach of this.attached.get(sock) ?? []) detach();
+      this.attached.delete(sock);
     });
+  }
+
+  /** Send this connection a copy of the container's output (and outputEnd) until it closes. */
+  private attach(sock: net.Socket, container: string, stdout: boolean, stderr: boolean) {
+    let dropping = false;
+    const { info, detach } = this.monitor.attach(container, {
+      output: (stream, chunk) => {
+        if (sock.destroyed || (stream === "stdout" ? !stdout : !stderr)) return;
+        if (sock.writableLength > ATTACH_BACKLOG_BYTES) {
+          if (!dropping) this.log.warn("an attached client is not keeping up; dropping its copy of the output (the log keeps everything)", { container });
+          dropping = true;
+          return;
+        }
+        dropping = false;
+        sock.write(JSON.stringify({ event: "output", container, stream, data: b64(chunk) } satisfies OutputEvent) + "\n");
+      },
+      end: () => {
+        if (!sock.destroyed) sock.write(JSON.stringify({ event: "outputEnd", container } satisfies OutputEndEvent) + "\n");
+      },
+    });
+    const list = this.attached.get(sock) ?? [];
+    list.push(detach);
+    this.attached.set(sock, list);
+    return info;
   }
 
   private async handle(sock: net.Socket, line: string): Promise<void> {
@@ -139,6 +179,16 @@ export class MonitorServer {
       case "subscribe":
         this.subscribers.add(sock);
         return null;
+      case "attach":
+        return this.attach(sock, str(args, "container"), args.stdout !== false, args.stderr !== false);
+      case "writeStdin": {
+        const data = args.data;
+        if (typeof data !== "string") throw invalidArgument("writeStdin needs data: a base64 string");
+        await m.writeStdin(str(args, "container"), Buffer.from(data, "base64"));
+        return null;
+      }
+      case "resize":
+        return m.resize(str(args, "container"), num(args, "width"), num(args, "height"));
       case "info":
         return this.hooks.info();
       default:

@@ -326,7 +326,7 @@ describe.skipIf(!canRun)("crib monitor with runc", () => {
     await expect(client.state(id)).rejects.toMatchObject({ kind: "not_found" });
     expect(existsSync(join(stateDir, "monitor", id))).toBe(false);
     const tty = await client.create({ id, bundle, runtime, logPath: logPathOf(id), stdin: false, stdinOnce: false, tty: true }).catch((e: unknown) => e);
-    expect(tty).toMatchObject({ kind: "unimplemented" });
+    expect(tty).toMatchObject({ kind: "invalid_argument", message: expect.stringContaining("process.terminal") });
     const bad = await client.create({ id: "../evil", bundle, runtime, logPath: logPathOf(id), stdin: false, stdinOnce: false, tty: false }).catch((e: unknown) => e);
     expect(bad).toMatchObject({ kind: "invalid_argument" });
   });

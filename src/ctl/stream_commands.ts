@@ -1,0 +1,162 @@
+// crib ctl exec / attach / port-forward: call the RPC, then speak SPDY/3.1 to the URL
+// it returns, as crictl does. With -t the local terminal goes to raw mode and its
+// size follows the window.
+
+import net from "node:net";
+import { UsageError } from "../cli/args.ts";
+import { PortForwardClient, remoteCommand, type RemoteCommandIO, type RemoteCommandResult } from "../stream/client.ts";
+import type { TerminalSize } from "../stream/status.ts";
+import type { CtlContext } from "./ctl.ts";
+
+interface StreamFlags {
+  stdin: boolean;
+  tty: boolean;
+  rest: string[];
+}
+
+/**
+ * Leading -i/--stdin and -t/--tty (also -it), then positionals. Everything after the
+ * first positional belongs to the command, so `exec ID sh -c "..."` needs no `--`.
+ */
+function streamFlags(argv: string[], command: string): StreamFlags {
+  const f: StreamFlags = { stdin: false, tty: false, rest: [] };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (a === "-i" || a === "--stdin" || a === "--interactive") f.stdin = true;
+    else if (a === "-t" || a === "--tty") f.tty = true;
+    else if (/^-[it]{2}$/.test(a)) f.stdin = f.tty = true;
+    else if (a.startsWith("-")) throw new UsageError(`${command}: unknown flag ${a} (flags: -i/--stdin, -t/--tty)`);
+    else break;
+  }
+  f.rest = argv.slice(i);
+  return f;
+}
+
+/** Wire the local terminal (or pipes) to a remote command. */
+function localIO(flags: { stdin: boolean; tty: boolean }): { io: RemoteCommandIO; restore: () => void } {
+  const stdinIsTty = process.stdin.isTTY === true;
+  const raw = flags.tty && flags.stdin && stdinIsTty;
+  if (raw) process.stdin.setRawMode(true);
+  const io: RemoteCommandIO = {
+    tty: flags.tty,
+    stdout: (c) => process.stdout.write(c),
+    stderr: flags.tty ? undefined : (c) => process.stderr.write(c),
+  };
+  if (flags.stdin) {
+    io.stdin = {
+      onData: (fn) => process.stdin.on("data", (c: Buffer) => fn(c)),
+      onEnd: (fn) => process.stdin.once("end", fn),
+      pause: () => process.stdin.pause(),
+      resume: () => process.stdin.resume(),
+    };
+  }
+  let onResize: (() => void) | undefined;
+  if (flags.tty && process.stdout.isTTY === true) {
+    io.sizes = (send: (s: TerminalSize) => void) => {
+      onResize = () => send({ width: process.stdout.columns ?? 80, height: process.stdout.rows ?? 24 });
+      onResize();
+      process.stdout.on("resize", onResize);
+    };
+  }
+  return {
+    io,
+    restore: () => {
+      if (raw) process.stdin.setRawMode(false);
+      if (onResize) process.stdout.off("resize", onResize);
+      if (flags.stdin) process.stdin.pause();
+    },
+  };
+}
+
+async function flushed(): Promise<void> {
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+}
+
+async function run(url: string, flags: { stdin: boolean; tty: boolean }): Promise<number> {
+  const { io, restore } = localIO(flags);
+  let result: RemoteCommandResult;
+  try {
+    result = await remoteCommand(url, io);
+  } finally {
+    restore();
+  }
+  if (result.message) process.stderr.write(`crib ctl: ${result.message.trim()}\n`);
+  await flushed();
+  return result.exitCode;
+}
+
+export async function ctlExec({ client, argv }: CtlContext): Promise<number> {
+  const f = streamFlags(argv, "exec");
+  const [container, ...cmd] = f.rest;
+  if (!container || cmd.length === 0) throw new UsageError("usage: crib ctl exec [-i] [-t] CONTAINER COMMAND [ARG...]");
+  const { url } = await client.call("RuntimeService", "Exec", {
+    container_id: container, cmd, tty: f.tty, stdin: f.stdin, stdout: true, stderr: !f.tty, audit_request_id: "",
+  });
+  return run(url, f);
+}
+
+export async function ctlAttach({ client, argv }: CtlContext): Promise<number> {
+  const f = streamFlags(argv, "attach");
+  const [container, ...extra] = f.rest;
+  if (!container || extra.length > 0) throw new UsageError("usage: crib ctl attach [-i] [-t] CONTAINER");
+  const { url } = await client.call("RuntimeService", "Attach", {
+    container_id: container, stdin: f.stdin, tty: f.tty, stdout: true, stderr: !f.tty, audit_request_id: "",
+  });
+  return run(url, f);
+}
+
+function parseMapping(text: string): { local: number; remote: number } {
+  const m = /^(\d*):(\d+)$|^(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`port-forward: "${text}" is not LOCALPORT:REMOTEPORT (or PORT)`);
+  const remote = Number(m[2] ?? m[3]);
+  const local = m[3] !== undefined ? remote : m[1] === "" ? 0 : Number(m[1]);
+  if (remote < 1 || remote > 65535 || local < 0 || local > 65535) throw new UsageError(`port-forward: ports must be in 1..65535 (local 0 picks a free one): ${text}`);
+  return { local, remote };
+}
+
+export async function ctlPortForward({ client, argv, out }: CtlContext): Promise<number> {
+  const [pod, ...specs] = argv;
+  if (!pod || specs.length === 0) throw new UsageError("usage: crib ctl port-forward POD [LOCALPORT:]REMOTEPORT...");
+  const mappings = specs.map(parseMapping);
+  const { url } = await client.call("RuntimeService", "PortForward", { pod_sandbox_id: pod, port: mappings.map((m) => m.remote) });
+  // One streaming connection carries every forwarded connection, as with kubectl.
+  const pf = await PortForwardClient.dial(url);
+  const servers: net.Server[] = [];
+  for (const m of mappings) {
+    const server = net.createServer((sock) => {
+      pf.forward(sock, m.remote, (msg) => process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${msg.trim()}\n`)).catch((err: unknown) => {
+        process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${(err as Error).message}\n`);
+        sock.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(m.local, "127.0.0.1", () => resolve());
+    });
+    servers.push(server);
+    out(`Forwarding from 127.0.0.1:${(server.address() as net.AddressInfo).port} -> ${m.remote}\n`);
+  }
+  let stopping = false;
+  const code = await new Promise<number>((resolve) => {
+    const stop = () => {
+      stopping = true;
+      resolve(0);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    pf.conn.onClose(() => {
+      if (stopping) return;
+      process.stderr.write("crib ctl: the streaming connection closed\n");
+      resolve(1);
+    });
+  });
+  for (const s of servers) s.close();
+  pf.close();
+  return code;
+}

@@ -1,0 +1,87 @@
+// Exec, Attach and PortForward: validate the request against the container or pod,
+// and hand out a single-use URL on the streaming server where the session runs.
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/config.ts";
+import { parseDuration } from "../config/schema.ts";
+import { stateName, type ContainerService } from "../container/container_service.ts";
+import { ContainerState, PodSandboxState, type AttachRequest, type ExecRequest, type PortForwardRequest } from "../cri/types.ts";
+import { failedPrecondition, invalidArgument } from "../errors.ts";
+import type { PodService } from "../pod/pod_service.ts";
+import type { CommandOptions } from "./command_channel.ts";
+import { dialPodPort } from "./netns_dial.ts";
+import { StreamingServer } from "./server.ts";
+
+export class StreamingService {
+  readonly server: StreamingServer;
+  private readonly workDir: string;
+
+  constructor(
+    config: Config,
+    private readonly containers: ContainerService,
+    private readonly pods: PodService,
+    /** The monitor's socket (an attach opens a connection of its own). */
+    private readonly monitorSocket: string,
+  ) {
+    this.server = new StreamingServer({
+      address: config.streaming.address,
+      port: config.streaming.port,
+      tokenTtlMs: parseDuration(config.streaming.tokenTTL),
+    });
+    this.workDir = join(config.state, "exec");
+  }
+
+  /** Listen; resolves with the server's base URL. */
+  async start(): Promise<string> {
+    mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    return this.server.start();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  exec(req: ExecRequest): string {
+    if (!req.container_id) throw invalidArgument("Exec: container_id is empty");
+    if (req.cmd.length === 0) throw invalidArgument("Exec: cmd is empty");
+    const options = commandOptions("Exec", req);
+    const c = this.runningContainer("Exec", req.container_id);
+    const runtime = this.containers.runtimeFor(this.pods.get(c.podId));
+    return this.server.url({ kind: "exec", options, target: { runtime, containerId: c.id, cmd: req.cmd, workDir: this.workDir } });
+  }
+
+  attach(req: AttachRequest): string {
+    if (!req.container_id) throw invalidArgument("Attach: container_id is empty");
+    const options = commandOptions("Attach", req);
+    const c = this.runningContainer("Attach", req.container_id);
+    if (options.stdin && !c.config.stdin) {
+      throw failedPrecondition(`Attach: container ${c.id} was created without stdin, so there is nothing to attach stdin to (attach without -i, or create the container with stdin: true)`);
+    }
+    return this.server.url({ kind: "attach", options, target: { containerId: c.id, monitorSocket: this.monitorSocket, stdinOnce: c.config.stdin_once } });
+  }
+
+  portForward(req: PortForwardRequest): string {
+    if (!req.pod_sandbox_id) throw invalidArgument("PortForward: pod_sandbox_id is empty");
+    for (const p of req.port) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalidArgument(`PortForward: port ${p} is not in 1..65535`);
+    }
+    const pod = this.pods.get(req.pod_sandbox_id);
+    if (pod.state !== PodSandboxState.SANDBOX_READY) throw failedPrecondition(`PortForward: pod sandbox ${pod.id} is not ready`);
+    const netns = pod.namespaces.net;
+    return this.server.url({ kind: "portforward", target: { podId: pod.id, dial: (port) => dialPodPort(netns, port) } });
+  }
+
+  private runningContainer(rpc: string, id: string) {
+    const c = this.containers.get(id);
+    if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`${rpc}: container ${c.id} is ${stateName(c.state)}, not running`);
+    return c;
+  }
+}
+
+/** The kubelet's rules: some stream; a TTY has no separate stderr. */
+function commandOptions(rpc: string, req: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): CommandOptions {
+  if (req.tty && req.stderr) throw invalidArgument(`${rpc}: tty and stderr cannot both be true (a terminal has one output stream)`);
+  if (!req.stdin && !req.stdout && !req.stderr) throw invalidArgument(`${rpc}: one of stdin, stdout or stderr must be true`);
+  return { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, tty: req.tty };
+}
