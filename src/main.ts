@@ -11,6 +11,7 @@ Usage:
   crib ctl COMMAND ...           talk to a running daemon, like crictl (crib ctl help)
   crib monitor --state DIR       the node's container monitor (started by serve)
   crib config [--config FILE]    print the effective config as YAML
+  crib install [--prefix DIR]    copy crib to DIR/bin and write its systemd unit (--print-unit)
   crib version                   print version and commit
 
 Flags of serve and config:
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/pause.ts")).pause();
     case "config":
       return (await import("./cli/print_config.ts")).printConfig(rest);
+    case "install":
+      return (await import("./cli/install.ts")).install(rest);
     case "version":
     case "--version":
       process.stdout.write(`crib version ${VERSION}\ncommit: ${COMMIT}\nCRI API: ${CRI_API_VERSION}\n`);

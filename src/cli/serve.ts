@@ -4,17 +4,22 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
+import { closeContainerEvents } from "../cri/container_events.ts";
 import { bindUnix, createCriServer } from "../cri/server.ts";
 import type { Daemon } from "../daemon/daemon.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
 import { ImageService } from "../image/image_service.ts";
+import { startMetricsEndpoint } from "../metrics/endpoint.ts";
 import { socketPath as monitorSocketPath } from "../monitor/protocol.ts";
 import { CniManager } from "../pod/cni/manager.ts";
 import { PodService } from "../pod/pod_service.ts";
 import { openDatabase } from "../state/db.ts";
+import { createStatsCollector } from "../stats/stats_collector.ts";
 import { StreamingService } from "../stream/service.ts";
+import { reloadConfig } from "../daemon/reload.ts";
 import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
+import { SystemdNotifier } from "../sys/notify.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { flag, parseArgs } from "./args.ts";
@@ -25,6 +30,11 @@ const serveLog = log.with({ component: "daemon" });
 
 export async function serve(argv: string[]): Promise<number> {
   const args = parseArgs(argv, SERVE_FLAGS);
+  // Taken out of process.env first: children spawned with it must not speak for the daemon.
+  const systemd = SystemdNotifier.fromEnv();
+  // SIGHUP would end the process by default: catch it from the start.
+  let onHup = () => serveLog.warn("SIGHUP while starting: ignored (send it again once crib is serving)");
+  process.on("SIGHUP", () => onHup());
   const { config, source } = loadConfig(flag(args, "config"));
   setLogLevel(config.log.level);
 
@@ -52,11 +62,20 @@ export async function serve(argv: string[]): Promise<number> {
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));
   const streamingUrl = await streaming.start();
-  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming };
+  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
+  const metrics = startMetricsEndpoint(daemon); // off unless metrics.address is set
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
   await restrictSocket(config.socket);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
+  const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
+  notifyFailed(systemd.ready(`serving on ${config.socket}`));
+  // SIGHUP (systemctl reload crib): apply what can change without a restart.
+  onHup = () => {
+    notifyFailed(systemd.reloading());
+    reloadConfig(daemon, flag(args, "config"));
+    notifyFailed(systemd.ready(`serving on ${config.socket}`));
+  };
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -64,6 +83,9 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       serveLog.info("stopping", { signal });
+      notifyFailed(systemd.stopping());
+      closeContainerEvents(daemon); // long-lived streams would hold shutdown for its 5 s grace
+      metrics?.stop();
       void shutdown(server, config.socket).then(async () => {
         // Interactive execs end with the daemon (their pipes and terminals are ours).
         await streaming.stop();

@@ -100,6 +100,16 @@ export function defaultConfig(): Config {
   };
 }
 
+/** The config with registry credentials replaced, for anything sent over the socket or logged. */
+export function redactedConfig(config: Config): Config {
+  const configs: Record<string, RegistryHostConfig> = {};
+  for (const [host, c] of Object.entries(config.registries.configs)) {
+    const auth = c.auth && Object.fromEntries(Object.entries(c.auth).map(([k, v]) => [k, k === "username" ? v : v ? "<redacted>" : v]));
+    configs[host] = { ...c, ...(auth ? { auth } : {}) };
+  }
+  return { ...config, registries: { ...config.registries, configs } };
+}
+
 /** A config file that cannot be used; the message names the file and the key. */
 export class ConfigError extends CribError {
   constructor(message: string) {

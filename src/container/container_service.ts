@@ -12,10 +12,12 @@ import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
 import type { PodService } from "../pod/pod_service.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
+import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
 import { ContainerFsStore } from "../storage/container_fs.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
+import { fitExecOutput } from "./exec_output.ts";
 import { buildContainerSpec } from "./spec/build.ts";
 import { resolveUser } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
@@ -130,6 +132,7 @@ export class ContainerService {
       await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
       mon.holdPipes(id);
       this.store.insert(rec);
+      lifecycle.publish({ kind: "container-created", id, podId: pod.id });
       logger.info("container created", { container: id, pod: pod.id, name: key, image: image.id });
       return id;
     } catch (e) {
@@ -181,6 +184,7 @@ export class ContainerService {
       const now = nowNs();
       this.store.setStarted(c.id, cur.state, cur.finishedNs > 0n && cur.finishedNs < now ? cur.finishedNs : now);
     }
+    lifecycle.publish({ kind: "container-started", id: c.id, podId: c.podId });
     if (st.exit) this.recordExit(c.id, st.exit);
     logger.info("container started", { container: c.id });
   }
@@ -229,6 +233,7 @@ export class ContainerService {
     mon.releasePipes(c.id);
     await this.fs.remove(c.id);
     this.store.remove(c.id);
+    lifecycle.publish({ kind: "container-removed", id: c.id, podId: c.podId });
     logger.info("container removed", { container: c.id });
   }
 
@@ -248,6 +253,7 @@ export class ContainerService {
       reason: exit.reason,
       message: exit.message ?? "",
     });
+    lifecycle.publish({ kind: "container-exited", id, podId: c.podId });
     for (const w of this.exitWaiters.get(id) ?? []) w();
     this.exitWaiters.delete(id);
     logger.info("container exited", { container: id, exitCode: exit.exitCode, reason: exit.reason });
@@ -290,7 +296,8 @@ export class ContainerService {
     if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ExecSync: container ${c.id} is ${stateName(c.state)}, not running`);
     const r = await (await this.monitor()).exec({ id: c.id, args: cmd, timeoutMs: timeoutS > 0 ? timeoutS * 1000 : 0, maxOutputBytes: EXEC_SYNC_MAX_OUTPUT });
     if (r.timedOut) throw deadlineExceeded(`ExecSync: command ${JSON.stringify(cmd)} in container ${c.id} timed out after ${timeoutS}s`);
-    return r;
+    const fit = fitExecOutput(r.stdout, r.stderr);
+    return { ...r, stdout: fit.stdout, stderr: fit.stderr, truncated: r.truncated || fit.cut };
   }
 
   async reopenLog(idOrPrefix: string): Promise<void> {

@@ -59,13 +59,15 @@ export class ContainerStore {
   }
 
   byIdPrefix(prefix: string): ContainerRecord[] {
-    return (this.db.query("SELECT * FROM containers WHERE id LIKE ? ORDER BY id").all(`${prefix}%`) as Row[]).map(toRecord);
+    // A plain prefix compare: LIKE would take '%' and '_' in a client's id as wildcards.
+    return (this.db.query("SELECT * FROM containers WHERE substr(id, 1, ?) = ? ORDER BY id").all(prefix.length, prefix) as Row[]).map(toRecord);
   }
 
   list(podId?: string): ContainerRecord[] {
+    // Insertion order, not created_ns: the wall clock may jump back (boards without an RTC).
     const rows = podId
-      ? (this.db.query("SELECT * FROM containers WHERE pod_id = ? ORDER BY created_ns").all(podId) as Row[])
-      : (this.db.query("SELECT * FROM containers ORDER BY created_ns").all() as Row[]);
+      ? (this.db.query("SELECT * FROM containers WHERE pod_id = ? ORDER BY rowid").all(podId) as Row[])
+      : (this.db.query("SELECT * FROM containers ORDER BY rowid").all() as Row[]);
     return rows.map(toRecord);
   }
 

@@ -1,6 +1,7 @@
 // The table of implemented RPCs. Each handler lives in its own file, named
 // object_verb as in CRI-O and containerd.
 import { containerCreate } from "./container_create.ts";
+import { containerEvents } from "./container_events.ts";
 import { containerAttach } from "./container_attach.ts";
 import { containerExec } from "./container_exec.ts";
 import { containerExecSync } from "./container_exec_sync.ts";
@@ -8,9 +9,13 @@ import { containerList, containerStream } from "./container_list.ts";
 import { containerRemove } from "./container_remove.ts";
 import { containerReopenLog } from "./container_reopen_log.ts";
 import { containerStart } from "./container_start.ts";
+import { containerStats, containerStatsList, containerStatsStream } from "./container_stats.ts";
 import { containerStatus } from "./container_status.ts";
 import { containerStop } from "./container_stop.ts";
 import { containerUpdateResources } from "./container_update_resources.ts";
+import { cribLoadImages } from "./crib_load_images.ts";
+import { cribPinImage } from "./crib_pin_image.ts";
+import { cribSaveImages } from "./crib_save_images.ts";
 import { cribStoreUsage } from "./crib_store_usage.ts";
 import { cribWatchPull } from "./crib_watch_pull.ts";
 import { imageFsInfo } from "./image_fs_info.ts";
@@ -20,6 +25,7 @@ import { imageRemove } from "./image_remove.ts";
 import { imageStatus } from "./image_status.ts";
 import type { CribHandlers, ImageHandlers, RuntimeHandlers } from "./rpc.ts";
 import { runtimeConfig } from "./runtime_config.ts";
+import { metricDescriptorsList, sandboxMetricsList, sandboxMetricsStream } from "./runtime_metrics.ts";
 import { runtimeStatus } from "./runtime_status.ts";
 import { runtimeUpdateConfig } from "./runtime_update_config.ts";
 import { runtimeVersion } from "./runtime_version.ts";
@@ -27,6 +33,7 @@ import { sandboxList, sandboxStream } from "./sandbox_list.ts";
 import { sandboxPortForward } from "./sandbox_port_forward.ts";
 import { sandboxRemove } from "./sandbox_remove.ts";
 import { sandboxRun } from "./sandbox_run.ts";
+import { sandboxStats, sandboxStatsList, sandboxStatsStream } from "./sandbox_stats.ts";
 import { sandboxStatus } from "./sandbox_status.ts";
 import { sandboxStop } from "./sandbox_stop.ts";
 
@@ -54,6 +61,16 @@ export const runtimeHandlers: RuntimeHandlers = {
   PortForward: sandboxPortForward,
   UpdateContainerResources: containerUpdateResources,
   ReopenContainerLog: containerReopenLog,
+  ContainerStats: containerStats,
+  ListContainerStats: containerStatsList,
+  StreamContainerStats: containerStatsStream,
+  PodSandboxStats: sandboxStats,
+  ListPodSandboxStats: sandboxStatsList,
+  StreamPodSandboxStats: sandboxStatsStream,
+  GetContainerEvents: containerEvents,
+  ListMetricDescriptors: metricDescriptorsList,
+  ListPodSandboxMetrics: sandboxMetricsList,
+  StreamPodSandboxMetrics: sandboxMetricsStream,
 };
 
 export const imageHandlers: ImageHandlers = {
@@ -69,4 +86,7 @@ export const imageHandlers: ImageHandlers = {
 export const cribHandlers: CribHandlers = {
   WatchPull: cribWatchPull,
   StoreUsage: cribStoreUsage,
+  LoadImages: cribLoadImages,
+  SaveImages: cribSaveImages,
+  PinImage: cribPinImage,
 };

@@ -1,4 +1,4 @@
-import { stringify } from "yaml";
+import { redactedConfig } from "../config/config.ts";
 import { runtimeReadiness, networkReadiness } from "../daemon/readiness.ts";
 import { unary } from "./rpc.ts";
 import type { StatusRequest, StatusResponse } from "./types.ts";
@@ -7,10 +7,11 @@ export const runtimeStatus = unary<StatusRequest, StatusResponse>(async (d, req)
   const [runtime, network] = await Promise.all([runtimeReadiness(d.config), networkReadiness(d.config)]);
   const info: Record<string, string> = {};
   if (req.verbose) {
-    // crictl info prints each value; JSON is what it and kubeadm parse.
-    info.config = JSON.stringify(d.config);
+    // crictl info prints each value; JSON is what it and kubeadm parse. kubeadm's
+    // preflight reads config.sandboxImage (containerd's key) and warns when it
+    // differs from the pause image it deploys.
+    info.config = JSON.stringify({ ...redactedConfig(d.config), sandboxImage: d.config.image.pauseImage });
     info.configSource = d.configSource;
-    info.configYAML = stringify(d.config);
   }
   return {
     status: {

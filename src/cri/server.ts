@@ -4,6 +4,7 @@ import type { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { Daemon } from "../daemon/daemon.ts";
 import { log } from "../log/logger.ts";
+import { instrumentRpc } from "../metrics/rpc_metrics.ts";
 import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "./proto.ts";
 import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
@@ -21,7 +22,7 @@ function serviceImpl(d: Daemon, service: CriServiceName, table: HandlerTable): g
   const impl: grpc.UntypedServiceImplementation = {};
   for (const m of criMethods(service)) {
     const method = m.name;
-    const handler = table[method];
+    const handler = instrumentRpc(service, method, table[method]); // counted and timed for /metrics
     const fail = (err: unknown, started: number) => {
       const s = toGrpcStatus(err, method);
       const level = s.code === grpc.status.INTERNAL ? "error" : "debug";

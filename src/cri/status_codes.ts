@@ -17,8 +17,18 @@ const CODES: Record<ErrorKind, status> = {
 
 export interface GrpcFailure { code: status; details: string }
 
+/**
+ * Details travel in an HTTP/2 trailer: a message that quotes a huge request
+ * field (a 70 kB name) would not fit, and the client would see a bare reset.
+ */
+export const MAX_DETAILS = 4096;
+
+function bounded(details: string): string {
+  return details.length <= MAX_DETAILS ? details : `${details.slice(0, MAX_DETAILS - 40)}... (${details.length - MAX_DETAILS + 40} more characters)`;
+}
+
 export function toGrpcStatus(err: unknown, method: string): GrpcFailure {
-  if (err instanceof CribError) return { code: CODES[err.kind], details: err.message };
+  if (err instanceof CribError) return { code: CODES[err.kind], details: bounded(err.message) };
   const msg = err instanceof Error ? err.message : String(err);
-  return { code: status.INTERNAL, details: `${method}: internal error: ${msg}` };
+  return { code: status.INTERNAL, details: bounded(`${method}: internal error: ${msg}`) };
 }

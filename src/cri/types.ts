@@ -1170,6 +1170,9 @@ export interface UpdatePodSandboxResourcesResponse {
 export interface CribMethods {
   WatchPull: { req: WatchPullRequest; res: PullProgress; stream: true };
   StoreUsage: { req: StoreUsageRequest; res: StoreUsageResponse; stream: false };
+  LoadImages: { req: LoadImagesRequest; res: LoadImagesResponse; stream: false };
+  SaveImages: { req: SaveImagesRequest; res: SaveImagesResponse; stream: false };
+  PinImage: { req: PinImageRequest; res: PinImageResponse; stream: false };
 }
 
 export interface WatchPullRequest {
@@ -1204,4 +1207,41 @@ export interface StoreUsageResponse {
   orphan_blobs: string[];
   orphan_layers: string[];
   ingest_bytes: bigint;
+}
+
+export interface LoadImagesRequest {
+  path: string;
+}
+
+export interface LoadedImage {
+  id: string;
+  repo_tags: string[];
+  repo_digests: string[];
+  size: bigint;
+  pinned: boolean;
+}
+
+export interface LoadImagesResponse {
+  format: string;
+  images: LoadedImage[];
+  warnings: string[];
+}
+
+export interface SaveImagesRequest {
+  images: string[];
+  path: string;
+}
+
+export interface SaveImagesResponse {
+  images: LoadedImage[];
+  bytes: bigint;
+}
+
+export interface PinImageRequest {
+  image: string;
+  pinned: boolean;
+}
+
+export interface PinImageResponse {
+  image: LoadedImage | null;
 }

@@ -1,9 +1,11 @@
 // `crib ctl`: a crictl-style client built into the binary.
 import { loadConfig } from "../config/config.ts";
 import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args.ts";
+import { ctlLoad, ctlPin, ctlSave, ctlUnpin } from "./archive_commands.ts";
 import { CriClient } from "./client.ts";
 import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
+import { ctlEvents, ctlStats, ctlStatsp } from "./stats_commands.ts";
 import { ctlAttach, ctlExec, ctlPortForward } from "./stream_commands.ts";
 import { ctlCreate, ctlInspect, ctlInspectp, ctlLogs, ctlPods, ctlPs, ctlRm, ctlRmp, ctlRunp, ctlStart, ctlStop, ctlStopp } from "./runtime_objects.ts";
 
@@ -31,6 +33,10 @@ const COMMANDS: Record<string, Command> = {
   inspecti: { run: ctlInspecti, help: "image status and config (JSON)" },
   rmi: { run: ctlRmi, help: "remove images" },
   store: { run: ctlStore, help: "what the image store holds on disk" },
+  load: { run: ctlLoad, help: "import images from an archive (OCI layout or docker save tar, .gz/.zst)" },
+  save: { run: ctlSave, help: "write images to an archive: -o FILE IMAGE... (OCI layout + docker manifest.json)" },
+  pin: { run: ctlPin, help: "pin images: the kubelet's image GC keeps them" },
+  unpin: { run: ctlUnpin, help: "unpin images" },
   pods: { run: ctlPods, help: "list pod sandboxes" },
   runp: { run: ctlRunp, help: "run a pod sandbox from a JSON/YAML pod config" },
   stopp: { run: ctlStopp, help: "stop pod sandboxes" },
@@ -43,6 +49,9 @@ const COMMANDS: Record<string, Command> = {
   rm: { run: ctlRm, help: "remove containers" },
   inspect: { run: ctlInspect, help: "container status (JSON)" },
   logs: { run: ctlLogs, help: "print a container's log (-f to follow)" },
+  stats: { run: ctlStats, help: "container resource usage (-a for all, --pod ID)" },
+  statsp: { run: ctlStatsp, help: "pod sandbox resource usage" },
+  events: { run: ctlEvents, help: "print container and pod events as they happen, until Ctrl-C" },
   exec: { run: ctlExec, help: "run a command in a running container: [-i] [-t] CONTAINER CMD..." },
   attach: { run: ctlAttach, help: "attach to a running container's stdio: [-i] [-t] CONTAINER" },
   "port-forward": { run: ctlPortForward, help: "forward local ports to a pod: POD [LOCAL:]REMOTE..." },

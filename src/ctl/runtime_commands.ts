@@ -11,7 +11,6 @@ export async function ctlInfo({ client, out }: CtlContext): Promise<number> {
   const s = await client.call("RuntimeService", "Status", { verbose: true });
   const info: Record<string, unknown> = { status: s.status, runtimeHandlers: s.runtime_handlers, features: s.features };
   for (const [k, v] of Object.entries(s.info)) {
-    if (k === "configYAML") continue;
     try {
       info[k] = JSON.parse(v);
     } catch {

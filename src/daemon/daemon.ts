@@ -5,6 +5,7 @@ import type { ContainerService } from "../container/container_service.ts";
 import type { ImageService } from "../image/image_service.ts";
 import type { CniManager } from "../pod/cni/manager.ts";
 import type { PodService } from "../pod/pod_service.ts";
+import type { StatsCollector } from "../stats/stats_collector.ts";
 import type { StreamingService } from "../stream/service.ts";
 
 export interface Daemon {
@@ -16,6 +17,8 @@ export interface Daemon {
   /** Pod networking (CNI); UpdateRuntimeConfig hands it the pod CIDR. */
   cni: CniManager;
   containers: ContainerService;
+  /** Resource usage of containers and pods (stats and metrics RPCs). */
+  stats: StatsCollector;
   /** Exec, Attach and PortForward URLs and the server behind them. */
   streaming: StreamingService;
 }

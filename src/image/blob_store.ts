@@ -181,14 +181,16 @@ export class BlobStore {
       throw e;
     }
     const active = new Set([...this.flights.keys()].map((d) => d.slice(d.indexOf(":") + 1)));
-    const cutoff = Date.now() - olderThanMs;
+    // Ages come from the wall clock (mtimes); after a jump back (boards without an
+    // RTC) a file from "the future" would never age: far from now either way is old.
+    const now = Date.now();
     let removed = 0;
     for (const name of names) {
       if (active.has(name.split(".")[0] ?? "")) continue;
       const p = join(this.ingestDir(), name);
       try {
         const st = await stat(p);
-        if (st.mtimeMs < cutoff) {
+        if (Math.abs(now - st.mtimeMs) > olderThanMs) {
           await rm(p, { force: true, recursive: true });
           removed++;
         }

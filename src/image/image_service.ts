@@ -7,6 +7,7 @@ import type { Config } from "../config/config.ts";
 import { parseDuration } from "../config/schema.ts";
 import { CribError, errorMessage, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { log } from "../log/logger.ts";
+import { countPulledBlob } from "../metrics/crib_metrics.ts";
 import { LayerStore } from "../storage/layer_store.ts";
 import { Limiter, SingleFlight } from "../util/limiter.ts";
 import { BlobStore } from "./blob_store.ts";
@@ -14,7 +15,7 @@ import { chainIDs } from "./chain_id.ts";
 import { ImageStore, type ImageRecord, type LayerRecord, type LayerRef } from "./image_store.ts";
 import { applyLayer } from "./layer/apply.ts";
 import { LayerTee } from "./layer_tee.ts";
-import { MAX_CONFIG_BYTES, parseImageConfig, type Descriptor, type ImageConfig } from "./manifest.ts";
+import { MAX_CONFIG_BYTES, parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from "./manifest.ts";
 import { layerCompression } from "./media_types.ts";
 import { PullProgressHub, type PullTracker } from "./pull_progress.ts";
 import { looksLikeImageId, parseReference, refString, repoDigest, repoName, repoTag, type ImageRef } from "./reference.ts";
@@ -27,13 +28,27 @@ export interface PullOptions {
   signal?: AbortSignal;
 }
 
+/** An image whose blobs are already in the blob store (an archive load), to unpack and record. */
+export interface ImportInput {
+  /** The platform manifest; its blob, its config and its layers are in the store. */
+  manifestDigest: string;
+  manifest: ImageManifest;
+  /** The index the manifest was picked from, if any (its blob is in the store too). */
+  indexDigest?: string;
+  /** Names to record: "repo:tag" and "repo@digest". */
+  names: string[];
+  /** Where the image came from, for messages ("archive /tmp/x.tar"). */
+  source: string;
+}
+
 export class ImageService {
   readonly blobs: BlobStore;
   readonly layers: LayerStore;
   readonly store: ImageStore;
-  readonly registry: RegistryClient;
+  /** Replaced by applySettings (SIGHUP). */
+  registry: RegistryClient;
   readonly progress = new PullProgressHub();
-  private readonly downloads: Limiter;
+  private downloads: Limiter;
   /** Unpacking is CPU-bound (decompression): one per core is plenty. */
   private readonly unpackSlots = new Limiter(Math.max(1, Math.min(4, navigator.hardwareConcurrency)));
   private readonly pulls = new SingleFlight<ImageRecord>();
@@ -65,6 +80,7 @@ export class ImageService {
         this.store.removeLayer(l.chainID);
       }
     }
+    this.applyConfigPins();
     const removed = await this.gc();
     // Partial downloads are kept for a day so an interrupted pull resumes.
     const ingest = await this.blobs.gcIngest(24 * 3600 * 1000);
@@ -119,7 +135,7 @@ export class ImageService {
       const record = this.store.put(
         { id: manifest.config.digest, manifestDigest: resolved.manifestDigest, topDigest, configMediaType: manifest.config.mediaType, size, layers, blobs },
         names,
-        this.config.image.pinned.includes(key),
+        this.isConfigPinned(names),
         layerRecords,
       );
       logger.info("pulled image", { image: key, id: record.id, layers: layers.length, bytes: size, ms: Math.round(performance.now() - started) });
@@ -152,7 +168,7 @@ export class ImageService {
           return tee ? tee.wrap(src, offset) : src;
         },
         { ...this.progressOpts(), signal: opts.signal, onProgress: onProgress ? (b) => onProgress(b) : undefined },
-      ),
+      ).then(countPulledBlob), // bytes really downloaded, for /metrics
     );
   }
 
@@ -229,6 +245,157 @@ export class ImageService {
       return r;
     });
     return { chainID, diffID, blobDigest: desc.digest, parent, bytes: result.bytes, inodes: result.entries };
+  }
+
+  // ---- imports (crib ctl load) ----
+
+  /** Keep blobs and layers (digests, chain IDs) from garbage collection until the returned function is called. */
+  hold(keys: Iterable<string>): () => void {
+    const held = [...keys];
+    for (const k of held) this.inFlight.set(k, (this.inFlight.get(k) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const k of held) {
+        const n = (this.inFlight.get(k) ?? 1) - 1;
+        if (n <= 0) this.inFlight.delete(k);
+        else this.inFlight.set(k, n);
+      }
+    };
+  }
+
+  /**
+   * Unpack (through the same applier as a pull) and record an image whose blobs
+   * are already in the store. The caller holds the blobs (hold()) from the
+   * moment it stores them until this returns.
+   */
+  async importImage(input: ImportInput, signal?: AbortSignal): Promise<ImageRecord> {
+    const { manifest, manifestDigest } = input;
+    const what = `image ${manifestDigest} from ${input.source}`;
+    const blobs = [manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest), ...(input.indexDigest ? [input.indexDigest] : [])];
+    const release = this.hold(blobs);
+    const started = performance.now();
+    try {
+      for (const d of blobs) {
+        if (!(await this.blobs.has(d))) throw failedPrecondition(`${what}: blob ${d} is not in the store`);
+      }
+      const config = parseImageConfig(await this.blobs.readBytes(manifest.config.digest, MAX_CONFIG_BYTES), {
+        layers: manifest.layers.length,
+        what: `config ${manifest.config.digest} of ${what}`,
+      });
+      const diffIDs = config.rootfs.diff_ids;
+      const chains = chainIDs(diffIDs);
+      const releaseChains = this.hold(chains);
+      try {
+        const layerRecords = await Promise.all(
+          manifest.layers.map((desc, i) => this.unpackBlob(desc, diffIDs[i]!, chains[i]!, i > 0 ? chains[i - 1]! : null, what, signal)),
+        );
+        const layers: LayerRef[] = manifest.layers.map((d, i) => ({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: diffIDs[i]!, chainID: chains[i]! }));
+        const size = (await this.blobs.size(manifestDigest)) + manifest.config.size + manifest.layers.reduce((a, l) => a + l.size, 0);
+        const record = this.store.put(
+          { id: manifest.config.digest, manifestDigest, topDigest: input.indexDigest ?? manifestDigest, configMediaType: manifest.config.mediaType, size, layers, blobs },
+          input.names,
+          this.isConfigPinned(input.names),
+          layerRecords,
+        );
+        logger.info("imported image", { source: input.source, id: record.id, names: input.names, layers: layers.length, bytes: size, ms: Math.round(performance.now() - started) });
+        return record;
+      } finally {
+        releaseChains();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Unpack a layer from its stored blob under its chain ID, unless it is there already. */
+  private async unpackBlob(desc: Descriptor, diffID: string, chainID: string, parent: string | null, what: string, signal?: AbortSignal): Promise<LayerRecord> {
+    const existing = this.store.layer(chainID);
+    if (existing) return existing;
+    return this.unpacks.run(chainID, async () => {
+      const again = this.store.layer(chainID);
+      if (again) return again;
+      const compression = layerCompression(desc.mediaType);
+      const r = await this.layers.create(chainID, async (dir) => {
+        const res = await this.unpackSlots.run(() => applyLayer(Bun.file(this.blobs.path(desc.digest)).stream(), compression, dir, { signal }));
+        if (res.diffID !== diffID) {
+          throw invalidArgument(`layer ${desc.digest} of ${what} does not match its image config: it unpacks to ${res.diffID}, the config says ${diffID}`);
+        }
+        return res;
+      });
+      return { chainID, diffID, blobDigest: desc.digest, parent, bytes: r.bytes, inodes: r.entries };
+    });
+  }
+
+  // ---- pins and settings ----
+
+  /** Pin or unpin an image (crib ctl pin/unpin): the kubelet's image GC leaves pinned images alone. */
+  setPinned(text: string, pinned: boolean): ImageRecord {
+    const image = this.find(text);
+    if (!image) throw notFoundImage(text);
+    this.store.setPinned(image.id, pinned);
+    return this.store.get(image.id)!;
+  }
+
+  /**
+   * Names the config pins, normalised as images are named: image.pinned and
+   * the sandbox image (containerd pins its sandbox image too).
+   */
+  private configPinNames(): Set<string> {
+    const out = new Set<string>();
+    for (const text of [...this.config.image.pinned, this.config.image.pauseImage]) {
+      if (!text) continue;
+      try {
+        const ref = parseReference(text);
+        out.add(ref.digest ? repoDigest(ref, ref.digest) : repoTag(ref)!);
+      } catch (e) {
+        logger.warn("image.pinned: not an image reference; ignored", { image: text, error: errorMessage(e) });
+      }
+    }
+    return out;
+  }
+
+  private isConfigPinned(names: string[]): boolean {
+    const pins = this.configPinNames();
+    return names.some((n) => pins.has(n));
+  }
+
+  /** Pin stored images the config names; unpin those only `before` (the previous config) named. */
+  private applyConfigPins(before: Set<string> = new Set()): { pinned: string[]; unpinned: string[] } {
+    const now = this.configPinNames();
+    const pinned: string[] = [];
+    const unpinned: string[] = [];
+    for (const img of this.store.list()) {
+      const wanted = img.names.some((n) => now.has(n));
+      if (wanted && !img.pinned) {
+        this.store.setPinned(img.id, true);
+        pinned.push(img.id);
+      } else if (!wanted && img.pinned && img.names.some((n) => before.has(n))) {
+        this.store.setPinned(img.id, false);
+        unpinned.push(img.id);
+      }
+    }
+    return { pinned, unpinned };
+  }
+
+  /**
+   * SIGHUP: take the registries, pull settings and pins of a reloaded config.
+   * The config object is the daemon's, so this updates what Status reports too.
+   * Requests already sent finish on the old registry client; every later one,
+   * also of a pull already running, uses the new registries.
+   */
+  applySettings(next: Pick<Config, "registries" | "pull" | "image">): { pinned: string[]; unpinned: string[] } {
+    const before = this.configPinNames();
+    this.config.registries = next.registries;
+    this.config.pull = next.pull;
+    this.config.image = next.image;
+    const old = this.registry;
+    this.registry = new RegistryClient({ registries: next.registries });
+    // Graceful: requests already sent on the old client's connections complete.
+    void old.close().catch(() => {});
+    this.downloads = new Limiter(next.pull.maxConcurrentDownloads);
+    return this.applyConfigPins(before);
   }
 
   // ---- lookups ----

@@ -73,12 +73,14 @@ export class ImageStore {
 
   /** Images whose id starts with a hex prefix (crictl accepts short ids). */
   byIdPrefix(prefix: string): ImageRecord[] {
-    const rows = this.db.query("SELECT * FROM images WHERE id LIKE ? ORDER BY id").all(`sha256:${prefix}%`) as ImageRow[];
+    // A plain prefix compare: LIKE would take '%' and '_' as wildcards.
+    const rows = this.db.query("SELECT * FROM images WHERE substr(id, 1, ?) = ? ORDER BY id").all(prefix.length + 7, `sha256:${prefix}`) as ImageRow[];
     return rows.map((r) => this.toRecord(r));
   }
 
   list(): ImageRecord[] {
-    return (this.db.query("SELECT * FROM images ORDER BY created_ns").all() as ImageRow[]).map((r) => this.toRecord(r));
+    // Insertion order, not created_ns: the wall clock may jump back (boards without an RTC).
+    return (this.db.query("SELECT * FROM images ORDER BY rowid").all() as ImageRow[]).map((r) => this.toRecord(r));
   }
 
   /**

@@ -81,16 +81,21 @@ export class MonitorClient {
     readonly socketPath: string,
   ) {
     this.stateDir = dirname(socketPath);
-    let buf = "";
+    // Pieces of the current line: only new data is searched for the newline, so a
+    // long line (an ExecSync answer is tens of MB of base64) costs linear time.
+    let parts: string[] = [];
     sock.setEncoding("utf8");
     sock.on("data", (data: string) => {
-      buf += data;
+      let start = 0;
       let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      while ((nl = data.indexOf("\n", start)) >= 0) {
+        parts.push(data.slice(start, nl));
+        const line = parts.length === 1 ? parts[0]! : parts.join("");
+        parts = [];
+        start = nl + 1;
         if (line !== "") this.receive(line);
       }
+      if (start < data.length) parts.push(data.slice(start));
     });
     sock.on("error", () => undefined);
     sock.on("close", () => this.onClosed());
@@ -330,7 +335,7 @@ export async function ensureMonitor(opts: EnsureMonitorOptions): Promise<Monitor
   }
   proc.unref();
   const timeoutMs = opts.timeoutMs ?? 20_000;
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs; // monotonic: the wall clock may jump
   for (;;) {
     if (existsSync(sock)) {
       try {
@@ -343,7 +348,7 @@ export async function ensureMonitor(opts: EnsureMonitorOptions): Promise<Monitor
     if (proc.exitCode !== null && proc.exitCode !== 0) {
       throw unavailable(`the monitor (${opts.command.join(" ")}) exited with code ${proc.exitCode} before listening; ${logPath} ends with:\n${tail(logPath)}`);
     }
-    if (Date.now() > deadline) throw unavailable(`the monitor did not listen on ${sock} within ${timeoutMs} ms; ${logPath} ends with:\n${tail(logPath)}`);
+    if (performance.now() > deadline) throw unavailable(`the monitor did not listen on ${sock} within ${timeoutMs} ms; ${logPath} ends with:\n${tail(logPath)}`);
     await Bun.sleep(25);
   }
 }

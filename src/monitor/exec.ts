@@ -133,8 +133,8 @@ export async function execSync(rt: RuntimeRef, req: ExecRequest, pidFile: string
  * the pid file after a few seconds, kill runc itself.
  */
 async function killExec(proc: { pid: number; exitCode: number | null; kill(sig?: number | NodeJS.Signals): void }, pidFile: string): Promise<void> {
-  const giveUp = Date.now() + 5_000;
-  while (proc.exitCode === null && Date.now() < giveUp) {
+  const giveUp = performance.now() + 5_000; // monotonic: the wall clock may jump
+  while (proc.exitCode === null && performance.now() < giveUp) {
     const pid = readPid(pidFile);
     if (pid !== undefined) {
       try {

@@ -66,8 +66,8 @@ export class Monitor {
   /** Refuse new ops and wait (bounded) for the running ones. */
   async drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
-    const deadline = Date.now() + timeoutMs;
-    while (this.inflight > 0 && Date.now() < deadline) await Bun.sleep(20);
+    const deadline = performance.now() + timeoutMs; // monotonic: the wall clock may jump
+    while (this.inflight > 0 && performance.now() < deadline) await Bun.sleep(20);
     return this.inflight === 0;
   }
 

@@ -36,6 +36,24 @@ const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
  */
 const ATTACH_BACKLOG_BYTES = 8 * 1024 * 1024;
 
+/** An ExecSync answer this big leaves tens of MB of garbage (buffers, base64, JSON). */
+const BIG_EXEC_BYTES = 1024 * 1024;
+let gcTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * The monitor stays resident next to every container: once big exec answers
+ * are sent and things are quiet, give their memory back (the engine's
+ * collector is lazy about large external buffers) instead of keeping the peak.
+ */
+function collectSoon(): void {
+  if (gcTimer !== undefined) clearTimeout(gcTimer);
+  gcTimer = setTimeout(() => {
+    gcTimer = undefined;
+    Bun.gc(true);
+  }, 1000);
+  gcTimer.unref();
+}
+
 export class MonitorServer {
   private readonly server: net.Server;
   private readonly subscribers = new Set<net.Socket>();
@@ -168,6 +186,7 @@ export class MonitorServer {
         return m.list();
       case "exec": {
         const r = await m.exec(args.req as Parameters<Monitor["exec"]>[0]);
+        if (r.stdout.length + r.stderr.length > BIG_EXEC_BYTES) collectSoon();
         return { exitCode: r.exitCode, stdout: b64(r.stdout), stderr: b64(r.stderr), timedOut: r.timedOut, truncated: r.truncated } satisfies WireExecResult;
       }
       case "reopenLog":

@@ -9,12 +9,13 @@ import type { Config } from "../config/config.ts";
 import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../cri/types.ts";
 import { errorMessage, invalidArgument, notFound, unimplemented } from "../errors.ts";
 import { log } from "../log/logger.ts";
+import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, umount2 } from "../sys/mount.ts";
 import { pinNamespaces, unpinNamespaces, type PinnedKind } from "./namespaces.ts";
 import { writePodFiles, type PodFiles } from "./pod_files.ts";
-import { startPidInfra, stopPidInfra } from "./pid_infra.ts";
+import { killPauseFor, startPidInfra, stopPidInfra } from "./pid_infra.ts";
 import { PodStore, type PodNamespaces, type PodRecord } from "./pod_store.ts";
 
 const logger = log.with({ component: "pod" });
@@ -70,6 +71,12 @@ export class PodService {
   async run(config: PodSandboxConfig, runtimeHandler: string, signal: AbortSignal): Promise<string> {
     const md = config.metadata;
     if (!md || !md.name || !md.namespace || !md.uid) throw invalidArgument("RunPodSandbox: config.metadata needs name, namespace and uid");
+    for (const [field, v] of [["name", md.name], ["namespace", md.namespace], ["uid", md.uid]] as const) {
+      // Kubernetes names are at most 253 characters; these end up in keys, logs and CNI args.
+      if (v.length > 253 || v.includes("\0")) throw invalidArgument(`RunPodSandbox: config.metadata.${field} is not a Kubernetes name (${v.length} characters)`);
+    }
+    const hostname = config.hostname || md.name;
+    if (hostname.length > 64 || hostname.includes("\0")) throw invalidArgument(`RunPodSandbox: hostname ${JSON.stringify(hostname.slice(0, 80))} is longer than 64 characters or holds a NUL`);
     const handler = runtimeHandler || this.config.runtime.default;
     if (!this.config.runtime.handlers[handler]) {
       throw invalidArgument(`RunPodSandbox: runtime handler "${handler}" is not configured (known: ${Object.keys(this.config.runtime.handlers).join(", ")})`);
@@ -115,10 +122,12 @@ export class PodService {
         namespaces: pinned, ips, unclaimed: true, bootId: bootId(),
       };
       this.store.insert(rec);
+      lifecycle.publish({ kind: "pod-ready", podId: id });
       logger.info("pod sandbox ready", { pod: id, name: key, namespaces: kinds });
       return id;
     } catch (e) {
       if (!hostNet) await this.network.tearDown(id).catch((d: unknown) => logger.error("cannot tear down the network of a pod that failed to start", { pod: id, error: errorMessage(d) }));
+      killPauseFor(join(dir, "ns")); // a shared PID namespace's PID 1, if it got that far
       unpinNamespaces(join(dir, "ns"), [...kinds, "pid"]);
       unmountQuiet(join(dir, "shm"));
       await rm(dir, { recursive: true, force: true });
@@ -151,6 +160,7 @@ export class PodService {
     await this.network.tearDown(pod.id);
     if (pod.state !== PodSandboxState.SANDBOX_NOTREADY) {
       this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
+      lifecycle.publish({ kind: "pod-stopped", podId: pod.id });
       logger.info("pod sandbox stopped", { pod: pod.id });
     }
   }
@@ -165,6 +175,7 @@ export class PodService {
     unmountQuiet(join(this.podDir(pod.id), "shm"));
     await rm(this.podDir(pod.id), { recursive: true, force: true });
     this.store.remove(pod.id);
+    lifecycle.publish({ kind: "pod-removed", pod });
     logger.info("pod sandbox removed", { pod: pod.id });
   }
 
@@ -189,6 +200,7 @@ export class PodService {
     for (const id of await readdir(join(this.config.state, "pods")).catch(() => [] as string[])) {
       if (known.has(id) || !/^[0-9a-f]{64}$/.test(id)) continue;
       logger.warn("removing a pod sandbox left by a crash before it was recorded", { pod: id });
+      if (killPauseFor(join(this.podDir(id), "ns")) > 0) logger.warn("stopped the pause process of that pod sandbox", { pod: id });
       unpinNamespaces(join(this.podDir(id), "ns"), ["net", "ipc", "uts", "pid"]);
       unmountQuiet(join(this.podDir(id), "shm"));
       await rm(this.podDir(id), { recursive: true, force: true });

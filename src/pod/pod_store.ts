@@ -58,11 +58,13 @@ export class PodStore {
   }
 
   byIdPrefix(prefix: string): PodRecord[] {
-    return (this.db.query("SELECT * FROM pods WHERE id LIKE ? ORDER BY id").all(`${prefix}%`) as Row[]).map(toRecord);
+    // A plain prefix compare: LIKE would take '%' and '_' in a client's id as wildcards.
+    return (this.db.query("SELECT * FROM pods WHERE substr(id, 1, ?) = ? ORDER BY id").all(prefix.length, prefix) as Row[]).map(toRecord);
   }
 
   list(): PodRecord[] {
-    return (this.db.query("SELECT * FROM pods ORDER BY created_ns").all() as Row[]).map(toRecord);
+    // Insertion order, not created_ns: the wall clock may jump back (boards without an RTC).
+    return (this.db.query("SELECT * FROM pods ORDER BY rowid").all() as Row[]).map(toRecord);
   }
 
   setState(id: string, state: number): void {

@@ -5,8 +5,14 @@ import { readFileSync } from "node:fs";
 
 let cached: string | undefined;
 
+/**
+ * For tests only: CRIB_BOOT_ID_PATH names a file read instead of the kernel's
+ * boot id, so a test can make the daemon believe the node rebooted.
+ */
+const BOOT_ID_PATH = process.env.CRIB_BOOT_ID_PATH || "/proc/sys/kernel/random/boot_id";
+
 export function bootId(): string {
-  cached ??= readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  cached ??= readFileSync(BOOT_ID_PATH, "utf8").trim();
   return cached;
 }
 

@@ -7,6 +7,7 @@
 // is killed (by the pid runc wrote). A daemon restart also ends interactive execs
 // (their pipes or terminal die with it); the container itself is not touched.
 
+import { childEnv } from "../util/child_env.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -109,6 +110,7 @@ async function execPipes(target: ExecTarget, ch: CommandChannel, pidFile: string
   const o = ch.options;
   const argv = [...runcBase(target.runtime), "exec", "--pid-file", pidFile, target.containerId, ...target.cmd];
   const proc = Bun.spawn(argv, {
+    env: childEnv(),
     stdin: o.stdin ? "pipe" : "ignore",
     stdout: o.stdout ? "pipe" : "ignore",
     // runc's own errors ("executable file not found") reach the client here.
@@ -223,7 +225,7 @@ async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string):
     if (ch.hasResize) await Promise.race([gotFirstSize, Bun.sleep(FIRST_SIZE_WAIT_MS)]);
     if (clientGone) return;
     const argv = [...runcBase(target.runtime), "exec", "--tty", "--pid-file", pidFile, "--env", "TERM=xterm", target.containerId, ...target.cmd];
-    proc = Bun.spawn(argv, { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave });
+    proc = Bun.spawn(argv, { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave, env: childEnv() });
   } finally {
     closeSync(pty.slave);
   }

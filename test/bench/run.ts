@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { CRIB_BIN } from "../helpers/daemon.ts";
 import { type StartedRegistry, startRegistry } from "../helpers/registry.ts";
 import { CONTAINERD_BIN } from "./containerd.ts";
+import { footprintBenchmark } from "./footprint.ts";
 import { podsBenchmark } from "./pods.ts";
 import { pullBenchmark } from "./pull.ts";
 import { formatTable, type Table } from "./stats.ts";
@@ -41,7 +42,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark, in the order `run.ts` with no argument runs them. */
-export const BENCHMARKS: Benchmark[] = [pullBenchmark, podsBenchmark];
+export const BENCHMARKS: Benchmark[] = [pullBenchmark, podsBenchmark, footprintBenchmark];
 
 function usage(): string {
   return [

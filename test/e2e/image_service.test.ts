@@ -164,6 +164,10 @@ describe("registry auth and mirrors", () => {
     try {
       expect((await pull(c, img.ref)).image_ref).toBe(img.configDigest);
       expect(c.logs()).not.toContain(tokenReg.password);
+      // Nor does Status verbose (crictl info, kubeadm) show it.
+      const st = await c.client.call("RuntimeService", "Status", { verbose: true });
+      expect(st.info.config).not.toContain(tokenReg.password);
+      expect(st.info.config).toContain("<redacted>");
     } finally {
       await c.stop();
       c.cleanup();

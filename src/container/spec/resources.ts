@@ -12,6 +12,9 @@ function safeNumber(v: bigint, field: string): number {
   return Number(v);
 }
 
+/** A cpuset list: "0-3,6". */
+const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
+
 /**
  * CPU, memory, hugepage and unified (cgroup v2 key/value) limits; zero means unset.
  * Swap follows containerd: with a memory limit and no swap limit, swap = the memory
@@ -27,6 +30,12 @@ export function planResources(r: LinuxContainerResources | null, swapSupported: 
   if (r.cpu_quota !== 0n) cpu.quota = safeNumber(r.cpu_quota, "cpu_quota");
   if (r.cpu_period > 0n) cpu.period = safeNumber(r.cpu_period, "cpu_period");
   if (r.cpu_period < 0n) throw invalidArgument(`resources.cpu_period ${r.cpu_period} is negative`);
+  // The kernel's CFS bounds (µs), checked here so a bad value is the caller's error, not runc's.
+  if (r.cpu_period > 0n && (r.cpu_period < 1000n || r.cpu_period > 1_000_000n)) throw invalidArgument(`resources.cpu_period ${r.cpu_period} is outside 1000..1000000 (µs)`);
+  if (r.cpu_quota !== 0n && r.cpu_quota !== -1n && r.cpu_quota < 1000n) throw invalidArgument(`resources.cpu_quota ${r.cpu_quota} is below the kernel's minimum of 1000 (µs); -1 means no limit`);
+  for (const [field, list] of [["cpuset_cpus", r.cpuset_cpus], ["cpuset_mems", r.cpuset_mems]] as const) {
+    if (list !== "" && !CPU_LIST.test(list)) throw invalidArgument(`resources.${field} ${JSON.stringify(list.slice(0, 100))} is not a list like "0-3,6"`);
+  }
   if (r.cpuset_cpus !== "") cpu.cpus = r.cpuset_cpus;
   if (r.cpuset_mems !== "") cpu.mems = r.cpuset_mems;
   if (Object.keys(cpu).length > 0) out.cpu = cpu;

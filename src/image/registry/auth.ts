@@ -138,7 +138,8 @@ export class Authorizer {
 
   constructor(
     private readonly transport: HttpTransport,
-    private readonly now: () => number = Date.now,
+    /** Milliseconds on a monotonic clock: token lifetimes must not follow wall-clock jumps (boards without an RTC). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** How many tokens were fetched from token servers (for tests and metrics). */

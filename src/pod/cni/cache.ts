@@ -63,14 +63,17 @@ export class CniCache {
     await rename(tmp, final);
   }
 
+  /** Remove the entry and a temp file a crash during write() left. */
   async remove(podId: string): Promise<void> {
     await rm(this.path(podId), { force: true });
+    await rm(`${this.path(podId)}.tmp`, { force: true });
   }
 
-  /** Pod ids with an entry. */
+  /** Pod ids with an entry, or only the temp file of a write a crash cut short. */
   async podIds(): Promise<string[]> {
     try {
-      return (await readdir(this.dir)).filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -".json".length));
+      const ids = (await readdir(this.dir)).map((n) => /^(.+)\.json(\.tmp)?$/.exec(n)?.[1]).filter((id): id is string => id !== undefined);
+      return [...new Set(ids)];
     } catch (e) {
       if (errnoCode(e) === "ENOENT") return [];
       throw e;

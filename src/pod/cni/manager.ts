@@ -1,6 +1,7 @@
 // Pod networking through CNI plugins, run by crib itself: ADD when a pod
 // starts, DEL when it stops (from the cached config and result, so it works
 // after restarts and config changes), CHECK on demand.
+import { childEnv } from "../../util/child_env.ts";
 import { statSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -112,7 +113,10 @@ export class CniManager {
           return;
         }
       }
-      if (!entry) return;
+      if (!entry) {
+        await this.cache.remove(podId); // at most a temp file of a write a crash cut short
+        return;
+      }
       const network = networkFromObject(entry.network);
       const pod = podNameFromArgs(entry.cniArgs, podId);
       // A netns gone (reboot, unpinned) is passed as "": plugins then release what lives outside it (IPs, iptables rules).
@@ -208,7 +212,7 @@ export class CniManager {
     const path = await findPlugin(p.type, this.opts.binDirs);
     if (!path) throw failedPrecondition(`${where(t, p, command)}: plugin "${p.type}" is in none of ${this.opts.binDirs.join(", ")}`);
     const caps: CapabilityArgs = entry.capabilityArgs;
-    const env = pluginEnv(process.env, { command, containerId: t.podId, netns: entry.netns, ifName: entry.ifName, args: entry.cniArgs, binDirs: this.opts.binDirs });
+    const env = pluginEnv(childEnv(), { command, containerId: t.podId, netns: entry.netns, ifName: entry.ifName, args: entry.cniArgs, binDirs: this.opts.binDirs });
     logger.debug("running CNI plugin", { pod: t.podId, network: t.network.name, plugin: p.type, command });
     try {
       return await runPlugin({ path, env, stdin: pluginStdin(t.network, p, caps, prev), timeoutMs: this.timeoutMs });
