@@ -5,6 +5,7 @@
 // WINDOW_UPDATE and never sends it; back-pressure comes from the socket instead.
 
 import type net from "node:net";
+import { drained, saturated } from "./backpressure.ts";
 import { HeaderCompressor, HeaderDecompressor } from "./spdy_compression.ts";
 import {
   DATA_CHUNK,
@@ -28,8 +29,6 @@ import {
 
 export type SpdyRole = "server" | "client";
 
-/** Above this many buffered outgoing bytes, writers should wait for drain(). */
-const HIGH_WATER = 256 * 1024;
 /** Data kept for a stream that has no reader yet. */
 const MAX_UNREAD = 1024 * 1024;
 
@@ -203,20 +202,11 @@ export class SpdyConnection {
   }
 
   get saturated(): boolean {
-    return this.socket.writableLength > HIGH_WATER;
+    return saturated(this.socket);
   }
 
   drain(): Promise<void> {
-    if (!this.saturated || this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.socket.on("close", done);
-    });
+    return drained(this.socket, this.closed);
   }
 
   /** Stop reading from the socket (nested; every pause needs a resume). */

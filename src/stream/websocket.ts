@@ -4,6 +4,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import type net from "node:net";
+import { drained, saturated } from "./backpressure.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -114,8 +115,6 @@ export class WsFrameReader {
 
 export type WsRole = "server" | "client";
 
-/** Above this many buffered outgoing bytes, writers should wait for drain(). */
-const HIGH_WATER = 256 * 1024;
 
 /**
  * A WebSocket over an upgraded socket: whole messages in, messages out. The server
@@ -160,20 +159,11 @@ export class WebSocketConnection {
   }
 
   get saturated(): boolean {
-    return this.socket.writableLength > HIGH_WATER;
+    return saturated(this.socket);
   }
 
   drain(): Promise<void> {
-    if (!this.saturated || this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.socket.on("close", done);
-    });
+    return drained(this.socket, this.closed);
   }
 
   /** Start the closing handshake; the socket ends when the peer answers (or after `graceMs`). */

@@ -5,9 +5,8 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { CriClient } from "../../src/ctl/client.ts";
 import { criError } from "../helpers/cri.ts";
-import { requireBinary, runCrib, startCrib, tempConfig, waitForSocket } from "../helpers/daemon.ts";
+import { requireBinary, runCrib, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { NotifyReceiver } from "../helpers/notify_receiver.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -74,44 +73,25 @@ describe("crib install", () => {
 
 /** A crib daemon started as systemd would: NOTIFY_SOCKET in its environment. */
 async function startNotified(notifySocket: string, extra: Record<string, unknown> = {}) {
-  const t = tempConfig({ log: { level: "info" }, ...extra });
-  const proc = Bun.spawn([requireBinary(), "serve", "--config", t.configPath], {
-    stdout: "ignore",
-    stderr: "pipe",
-    env: { ...process.env, NOTIFY_SOCKET: notifySocket },
-  });
-  let stderr = "";
-  void (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += dec.decode(chunk, { stream: true });
-  })();
-  const logs = () => stderr;
-  await waitForSocket(proc, t.socket, logs);
-  const client = new CriClient(`unix://${t.socket}`);
+  const c = await startCrib({ log: { level: "info" }, ...extra }, undefined, undefined, { NOTIFY_SOCKET: notifySocket });
   return {
-    ...t,
-    proc,
-    client,
-    logs,
+    ...c,
     /** Rewrite the config file (socket/root/state kept unless given). */
     rewrite(cfg: Record<string, unknown>) {
-      writeFileSync(t.configPath, stringify({ socket: t.socket, root: t.root, state: t.state, ...cfg }));
+      writeFileSync(c.configPath, stringify({ socket: c.socket, root: c.root, state: c.state, ...cfg }));
     },
     async waitLog(text: string, after = 0, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
-        const at = stderr.indexOf(text, after);
+        const at = c.logs().indexOf(text, after);
         if (at >= 0) return at;
         await Bun.sleep(20);
       }
-      throw new Error(`no log ${JSON.stringify(text)} within ${timeoutMs} ms:\n${stderr.slice(after)}`);
+      throw new Error(`no log ${JSON.stringify(text)} within ${timeoutMs} ms:\n${c.logs().slice(after)}`);
     },
     async stop() {
-      client.close();
-      if (proc.exitCode === null) {
-        proc.kill("SIGTERM");
-        await proc.exited;
-      }
+      if (c.proc.exitCode === null) await c.stop();
+      else c.client.close();
     },
   };
 }

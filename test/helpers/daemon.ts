@@ -56,10 +56,11 @@ export async function startCrib(
   extra: Record<string, unknown> = {},
   reuse?: { dir: string; configPath: string; socket: string; root: string; state: string },
   binary?: string,
+  env?: Record<string, string>,
 ): Promise<CribInstance> {
   const bin = binary ?? requireBinary();
   const t = reuse ?? tempConfig(extra);
-  const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdout: "ignore", stderr: "pipe" });
+  const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdout: "ignore", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
   let stderr = "";
   void (async () => {
     const dec = new TextDecoder();
