@@ -2,17 +2,11 @@
 // (tmp + fsync + rename) so a crash leaves the old or the new version, never half.
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import type { ExitInfo, RuntimeRef } from "./protocol.ts";
+import type { CreateRequest, ExitInfo } from "./protocol.ts";
 
-export interface PersistedContainer {
+/** What the monitor keeps of a container: its create request, plus what happened since. */
+export interface PersistedContainer extends CreateRequest {
   version: 1;
-  id: string;
-  bundle: string;
-  runtime: RuntimeRef;
-  logPath: string;
-  stdin: boolean;
-  stdinOnce: boolean;
-  tty: boolean;
   /** closeStdin() was called: no write end is held any more (the container saw EOF). */
   stdinClosed?: boolean;
   /** The init's host pid (0 until runc create reported it). */
