@@ -6,7 +6,7 @@ import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
-import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
@@ -26,6 +26,9 @@ const logger = log.with({ component: "container" });
 
 /** ExecSync output cap (CRI-O and dockershim use 16 MiB; CVE-2022-31030). */
 export const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
+
+/** The longest delay setTimeout honours (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SIGNAL_NAMES = Object.fromEntries(Object.entries(Signal).map(([k, v]) => [v, k])) as Record<number, string>;
 
@@ -193,21 +196,44 @@ export class ContainerService {
   async stop(idOrPrefix: string, timeoutS: number): Promise<void> {
     const c = this.get(idOrPrefix);
     if (c.state === ContainerState.CONTAINER_EXITED) return;
-    const mon = await this.monitor();
     if (c.state === ContainerState.CONTAINER_CREATED) {
       // Never started: nothing runs yet; record it as exited.
-      await mon.kill(c.id, "SIGKILL").catch(() => {});
+      await this.signal(c.id, "SIGKILL");
       this.recordExit(c.id, { exitCode: 0, exitedAtNs: nowNs().toString(), reason: "Completed", message: "stopped before it started" });
       return;
     }
     const exited = this.waitExit(c.id);
     if (timeoutS > 0) {
-      await mon.kill(c.id, await this.stopSignal(c)).catch((e: unknown) => logger.debug("stop signal not delivered", { container: c.id, error: e }));
+      await this.signal(c.id, await this.stopSignal(c));
       if (await Promise.race([exited.then(() => true), Bun.sleep(timeoutS * 1000).then(() => false)])) return;
     }
-    await mon.kill(c.id, "SIGKILL", true).catch((e: unknown) => logger.debug("SIGKILL not delivered", { container: c.id, error: e }));
+    await this.signal(c.id, "SIGKILL", true);
     await Promise.race([exited, Bun.sleep(10_000)]);
     await this.refresh(c.id);
+    // Never report a stop that did not happen: the kubelet retries an error, not a success.
+    if (this.store.get(c.id)?.state === ContainerState.CONTAINER_RUNNING) {
+      throw unavailable(`StopContainer: container ${c.id} was sent SIGKILL but has not exited yet; retry`);
+    }
+  }
+
+  /**
+   * Signal a container through the monitor; when the connection in hand dies (the
+   * monitor is being replaced), again on a fresh one. False if it could not be sent.
+   */
+  private async signal(id: string, signal: string, all = false): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await (await this.monitor()).kill(id, signal, all);
+        return true;
+      } catch (e) {
+        if (e instanceof CribError && e.kind === "unavailable" && attempt < 5) {
+          await Bun.sleep(100 * attempt);
+          continue;
+        }
+        logger.debug("signal not delivered", { container: id, signal, error: e });
+        return false;
+      }
+    }
   }
 
   /** The CRI's stop_signal, else the image's StopSignal, else SIGTERM. */
@@ -293,8 +319,12 @@ export class ContainerService {
   async execSync(idOrPrefix: string, cmd: string[], timeoutS: number) {
     const c = this.get(idOrPrefix);
     if (cmd.length === 0) throw invalidArgument("ExecSync: cmd is empty");
+    const nul = cmd.findIndex((a) => a.includes("\0"));
+    if (nul >= 0) throw invalidArgument(`ExecSync: cmd[${nul}] contains a NUL byte`);
     if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ExecSync: container ${c.id} is ${stateName(c.state)}, not running`);
-    const r = await (await this.monitor()).exec({ id: c.id, args: cmd, timeoutMs: timeoutS > 0 ? timeoutS * 1000 : 0, maxOutputBytes: EXEC_SYNC_MAX_OUTPUT });
+    // Timers hold at most 2^31-1 ms (24.8 days; a longer one fires at once): longer means no limit.
+    const timeoutMs = timeoutS > 0 && timeoutS * 1000 < MAX_TIMER_MS ? timeoutS * 1000 : 0;
+    const r = await (await this.monitor()).exec({ id: c.id, args: cmd, timeoutMs, maxOutputBytes: EXEC_SYNC_MAX_OUTPUT });
     if (r.timedOut) throw deadlineExceeded(`ExecSync: command ${JSON.stringify(cmd)} in container ${c.id} timed out after ${timeoutS}s`);
     const fit = fitExecOutput(r.stdout, r.stderr);
     return { ...r, stdout: fit.stdout, stderr: fit.stderr, truncated: r.truncated || fit.cut };

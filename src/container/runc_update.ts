@@ -16,6 +16,6 @@ export async function runcUpdate(runtime: { path: string; root: string }, id: st
   if (/does not exist|not exist/.test(stderr)) throw notFound(msg);
   if (/not running|is stopped|is paused/.test(stderr)) throw failedPrecondition(msg);
   // The kernel refused a value (below current usage, beyond the machine's CPUs, out of range): the request's fault.
-  if (/failed to write|invalid argument|out of range|resource busy|cannot set/i.test(stderr)) throw invalidArgument(msg);
+  if (/failed to write|invalid argument|out of range|resource busy|cannot set|unable to set|maximum allowed|minimum allowed/i.test(stderr)) throw invalidArgument(msg);
   throw internal(msg);
 }

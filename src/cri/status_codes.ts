@@ -27,8 +27,16 @@ function bounded(details: string): string {
   return details.length <= MAX_DETAILS ? details : `${details.slice(0, MAX_DETAILS - 40)}... (${details.length - MAX_DETAILS + 40} more characters)`;
 }
 
+/** A full disk or quota, from a file write (ENOSPC, EDQUOT) or from SQLite (SQLITE_FULL). */
+function diskFull(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL";
+}
+
 export function toGrpcStatus(err: unknown, method: string): GrpcFailure {
   if (err instanceof CribError) return { code: CODES[err.kind], details: bounded(err.message) };
   const msg = err instanceof Error ? err.message : String(err);
+  if (diskFull(err)) return { code: status.RESOURCE_EXHAUSTED, details: bounded(`${method}: disk full: ${msg}`) };
   return { code: status.INTERNAL, details: bounded(`${method}: internal error: ${msg}`) };
 }

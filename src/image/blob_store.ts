@@ -171,6 +171,11 @@ export class BlobStore {
     return out.sort();
   }
 
+  /** Remove every abandoned partial download now (a full disk: the space matters more than resuming). */
+  dropPartials(): Promise<number> {
+    return this.gcIngest(-1);
+  }
+
   /** Remove abandoned files in ingest/ older than `olderThanMs` (never those of a running download). Returns how many. */
   async gcIngest(olderThanMs: number): Promise<number> {
     let names: string[];
@@ -385,7 +390,16 @@ export class BlobStore {
               await rm(partial, { force: true });
               throw failedPrecondition(`blob ${d.text} is longer than its descriptor's size of ${size} bytes; download refused and deleted`);
             }
-            await writeAll(fh, chunk);
+            try {
+              await writeAll(fh, chunk);
+            } catch (e) {
+              if (!isDiskFull(e)) throw e;
+              // Not a broken body to resume: give the space back (a partial would hold it) and say why.
+              await fh.close();
+              closed = true;
+              await rm(partial, { force: true });
+              throw resourceExhausted(`disk full: no space left in ${this.root} for blob ${d.text} (${offset} of ${size} bytes written): ${errorMessage(e)}`, e);
+            }
             hasher.update(chunk);
             offset += chunk.length;
             fetched += chunk.length;
@@ -420,6 +434,12 @@ export class BlobStore {
       if (!closed) await fh.close().catch(() => {});
     }
   }
+}
+
+/** ENOSPC or EDQUOT: the file system (or the quota) is full. */
+export function isDiskFull(e: unknown): boolean {
+  const code = errnoCode(e);
+  return code === "ENOSPC" || code === "EDQUOT";
 }
 
 async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {

@@ -92,7 +92,18 @@ export class ImageService {
   async pull(text: string, opts: PullOptions = {}): Promise<ImageRecord> {
     const ref = parseReference(text);
     const key = refString(ref);
-    return this.pulls.run(key, () => this.doPull(ref, key, opts));
+    try {
+      return await this.pulls.run(key, () => this.doPull(ref, key, opts));
+    } catch (e) {
+      // A full disk (or a layer over its limits): give back what this pull stored, so
+      // the node is not left full; blobs of pulls still running are held (inFlight).
+      if (e instanceof CribError && e.kind === "resource_exhausted") {
+        const freed = await this.gc().catch(() => ({ blobs: 0, layers: 0 }));
+        const partials = await this.blobs.dropPartials().catch(() => 0);
+        logger.warn("pull failed for lack of space or over a limit; removed what it had stored", { image: key, error: e.message, ...freed, partials });
+      }
+      throw e;
+    }
   }
 
   private async doPull(ref: ImageRef, key: string, opts: PullOptions): Promise<ImageRecord> {

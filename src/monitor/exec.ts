@@ -103,7 +103,8 @@ export async function execSync(rt: RuntimeRef, req: ExecRequest, pidFile: string
   const proc = spawnTracked(execArgv(rt, req, pidFile), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  if (req.timeoutMs > 0) {
+  // setTimeout fires at once for delays past 2^31-1 ms: treat those as no limit.
+  if (req.timeoutMs > 0 && req.timeoutMs <= 2 ** 31 - 1) {
     timer = setTimeout(() => {
       timedOut = true;
       void killExec(proc, pidFile);

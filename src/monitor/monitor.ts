@@ -400,8 +400,8 @@ function validateCreate(req: CreateRequest): void {
 function validateExec(req: ExecRequest): void {
   if (typeof req !== "object" || req === null) throw invalidArgument("exec: missing request");
   if (!isValidContainerId(req.id)) throw invalidArgument(`exec: invalid container id ${JSON.stringify(req.id)}`);
-  if (!Array.isArray(req.args) || req.args.length === 0 || !req.args.every((a) => typeof a === "string")) {
-    throw invalidArgument(`exec in ${req.id}: args must be a non-empty list of strings`);
+  if (!Array.isArray(req.args) || req.args.length === 0 || !req.args.every((a) => typeof a === "string" && !a.includes("\0"))) {
+    throw invalidArgument(`exec in ${req.id}: args must be a non-empty list of strings without NUL bytes`);
   }
   if (req.env !== undefined && (!Array.isArray(req.env) || !req.env.every((e) => typeof e === "string" && e.includes("=")))) {
     throw invalidArgument(`exec in ${req.id}: env entries must be KEY=VALUE strings`);

@@ -45,6 +45,8 @@ export class StreamingService {
   exec(req: ExecRequest): string {
     if (!req.container_id) throw invalidArgument("Exec: container_id is empty");
     if (req.cmd.length === 0) throw invalidArgument("Exec: cmd is empty");
+    const nul = req.cmd.findIndex((a) => a.includes("\0"));
+    if (nul >= 0) throw invalidArgument(`Exec: cmd[${nul}] contains a NUL byte`);
     const options = commandOptions("Exec", req);
     const c = this.runningContainer("Exec", req.container_id);
     const runtime = this.containers.runtimeFor(this.pods.get(c.podId));

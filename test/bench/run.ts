@@ -12,6 +12,7 @@ import { CRIB_BIN } from "../helpers/daemon.ts";
 import { type StartedRegistry, startRegistry } from "../helpers/registry.ts";
 import { CONTAINERD_BIN } from "./containerd.ts";
 import { footprintBenchmark } from "./footprint.ts";
+import { loadBenchmark } from "./load.ts";
 import { podsBenchmark } from "./pods.ts";
 import { pullBenchmark } from "./pull.ts";
 import { formatTable, type Table } from "./stats.ts";
@@ -42,7 +43,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark, in the order `run.ts` with no argument runs them. */
-export const BENCHMARKS: Benchmark[] = [pullBenchmark, podsBenchmark, footprintBenchmark];
+export const BENCHMARKS: Benchmark[] = [pullBenchmark, podsBenchmark, footprintBenchmark, loadBenchmark];
 
 function usage(): string {
   return [

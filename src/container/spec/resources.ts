@@ -32,6 +32,7 @@ export function planResources(r: LinuxContainerResources | null, swapSupported: 
   if (r.cpu_period < 0n) throw invalidArgument(`resources.cpu_period ${r.cpu_period} is negative`);
   // The kernel's CFS bounds (µs), checked here so a bad value is the caller's error, not runc's.
   if (r.cpu_period > 0n && (r.cpu_period < 1000n || r.cpu_period > 1_000_000n)) throw invalidArgument(`resources.cpu_period ${r.cpu_period} is outside 1000..1000000 (µs)`);
+  if (r.cpu_shares > 0n && (r.cpu_shares < 2n || r.cpu_shares > 262_144n)) throw invalidArgument(`resources.cpu_shares ${r.cpu_shares} is outside the kernel's 2..262144`);
   if (r.cpu_quota !== 0n && r.cpu_quota !== -1n && r.cpu_quota < 1000n) throw invalidArgument(`resources.cpu_quota ${r.cpu_quota} is below the kernel's minimum of 1000 (µs); -1 means no limit`);
   for (const [field, list] of [["cpuset_cpus", r.cpuset_cpus], ["cpuset_mems", r.cpuset_mems]] as const) {
     if (list !== "" && !CPU_LIST.test(list)) throw invalidArgument(`resources.${field} ${JSON.stringify(list.slice(0, 100))} is not a list like "0-3,6"`);

@@ -9,7 +9,7 @@
 // regular file of this layer fails the whole apply with a CribError naming the entry.
 
 import { createHash } from "node:crypto";
-import { CribError, errnoCode, errorMessage, internal, permissionDenied, resourceExhausted } from "../../errors.ts";
+import { CribError, errnoCode, errorMessage, internal, invalidArgument, permissionDenied, resourceExhausted } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import { decompressStream, readahead, type ByteSource, type Compression } from "./decompress.ts";
 import { TarReader, type TarHeader } from "./tar_reader.ts";
@@ -94,16 +94,30 @@ class Meter {
   }
 }
 
-/** A file system failure while writing `h`, as a CribError naming the entry. */
-function writeFailure(h: TarHeader, err: unknown): CribError {
+/** A file system failure while writing `h` into `targetDir`, as a CribError naming the entry. */
+function writeFailure(h: TarHeader, targetDir: string, err: unknown): CribError {
   const msg = `layer entry ${JSON.stringify(h.path)}: ${errorMessage(err)}`;
   switch (errnoCode(err)) {
     case "ENOSPC":
     case "EDQUOT":
-      return resourceExhausted(msg, err);
+      return resourceExhausted(`disk full: no space left in ${targetDir} for ${msg}`, err);
     case "EPERM":
     case "EACCES":
       return permissionDenied(msg, err);
+    // The layer asks for what no file system gives: a name too long, device numbers out of
+    // range, a link to nothing, a name clash of kinds. The image's fault, not crib's.
+    case "ENAMETOOLONG":
+    case "EINVAL":
+    case "ENOENT":
+    case "ENOTDIR":
+    case "EISDIR":
+    case "EEXIST":
+    case "ENOTEMPTY":
+    case "ELOOP":
+    case "EMLINK":
+    case "ERANGE":
+    case "E2BIG":
+      return invalidArgument(msg, err);
     default:
       return internal(msg, err);
   }
@@ -142,7 +156,7 @@ export async function applyLayer(
         await writer.write(h, reader.body());
       } catch (err) {
         if (err instanceof CribError || err === meter.upstreamError) throw err;
-        throw writeFailure(h, err);
+        throw writeFailure(h, targetDir, err);
       }
     }
     await reader.drain();

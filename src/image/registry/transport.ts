@@ -235,14 +235,19 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let over = false;
   for await (const chunk of res.body) {
     total += chunk.length;
     if (total > limit) {
-      await res.body.dump({ limit: 0 }).catch(() => {});
-      throw resourceExhausted(`${what} is over the ${limit} byte limit`);
+      // Leaving the loop ends the body (the iterator's return destroys it). A dump()
+      // from inside the loop waited forever on a body that never ends: the
+      // iterator holds the stream paused, so dump() never saw data to stop at.
+      over = true;
+      break;
     }
     chunks.push(chunk);
   }
+  if (over) throw resourceExhausted(`${what} is over the ${limit} byte limit`);
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {
