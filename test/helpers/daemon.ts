@@ -4,6 +4,7 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CriClient } from "../../src/ctl/client.ts";
+import { socketIsLive } from "../../src/daemon/socket.ts";
 import { tempDir } from "./tmp.ts";
 
 export const CRIB_BIN = join(import.meta.dir, "../../dist/crib");
@@ -46,7 +47,8 @@ export async function waitForSocket(proc: ReturnType<typeof Bun.spawn>, socket: 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`crib exited with ${proc.exitCode} before listening:\n${logs()}`);
-    if (logs().includes('"crib is serving"') && existsSync(socket)) return;
+    // Connectable, whatever the log level: the socket is bound before it is announced.
+    if (existsSync(socket) && (await socketIsLive(socket))) return;
     await Bun.sleep(20);
   }
   throw new Error(`crib did not listen on ${socket} within ${timeoutMs} ms:\n${logs()}`);
