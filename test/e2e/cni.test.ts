@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ContainerState, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
 import { CniManager } from "../../src/pod/cni/manager.ts";
 import { containerConfig, criError, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, startCrib } from "../helpers/daemon.ts";
+import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { freePort, startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import type { TarEntry } from "../helpers/tar.ts";
@@ -115,22 +115,7 @@ async function output(crib: CribInstance, id: string): Promise<{ exit: number; t
 
 /** Remove every pod, stop crib and its monitor, delete the bridge and temp dirs. */
 async function teardown(crib: CribInstance | undefined, net: TestNet): Promise<void> {
-  if (crib) {
-    for (const p of (await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }))).items) {
-      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-    }
-    const pidFile = join(crib.state, "monitor", "monitor.pid");
-    const mon = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
-    await crib.stop();
-    if (mon) {
-      try {
-        process.kill(mon, "SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-    crib.cleanup();
-  }
+  await shutdownCrib(crib);
   sh(["ip", "link", "del", net.bridge]);
   rmSync(net.dir, { recursive: true, force: true });
 }

@@ -14,7 +14,7 @@ import protobuf from "protobufjs";
 import { criMethods, criType, encodeMessage, type CriMethod } from "../../src/cri/proto.ts";
 import { ContainerState } from "../../src/cri/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, startCrib } from "../helpers/daemon.ts";
+import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { monitorPid, rssBytes } from "../helpers/leaks.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -212,15 +212,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   raw?.close();
-  if (crib) {
-    for (const p of (await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }))).items) {
-      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-    }
-    const mon = monitorPid(crib.state);
-    await crib.stop();
-    if (mon > 0) process.kill(mon, "SIGTERM");
-    crib.cleanup();
-  }
+  await shutdownCrib(crib);
   await reg?.stop();
 });
 

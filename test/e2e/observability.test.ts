@@ -15,7 +15,7 @@ import { CriError } from "../../src/ctl/client.ts";
 import { grpcServiceDefinition } from "../../src/cri/proto.ts";
 import { ContainerEventType, ContainerState, NamespaceMode, PodSandboxState, type ContainerEventResponse, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
 import { containerConfig, criError, podConfig, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, CRIB_BIN, startCrib } from "../helpers/daemon.ts";
+import { type CribInstance, CRIB_BIN, startCrib, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { parseExposition, sampleValue } from "../helpers/prometheus_text.ts";
 import { freePort, startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -60,22 +60,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (crib) {
-    for (const p of (await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }))).items) {
-      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-    }
-    const pidFile = join(crib.state, "monitor", "monitor.pid");
-    const mon = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
-    await crib.stop();
-    if (mon) {
-      try {
-        process.kill(mon, "SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-    crib.cleanup();
-  }
+  await shutdownCrib(crib);
   if (net.dir) {
     sh(["ip", "link", "del", net.bridge]);
     rmSync(net.dir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { CriError } from "../../src/ctl/client.ts";
 import { ContainerState } from "../../src/cri/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, startCrib } from "../helpers/daemon.ts";
+import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { cpuTicks, monitorPid, rssBytes } from "../helpers/leaks.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -39,15 +39,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (crib) {
-    for (const p of (await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }))).items) {
-      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-    }
-    const mon = monitorPid(crib.state);
-    await crib.stop();
-    if (mon > 0) process.kill(mon, "SIGTERM");
-    crib.cleanup();
-  }
+  await shutdownCrib(crib);
   await reg?.stop();
 });
 

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { ContainerState, NamespaceMode } from "../../src/cri/types.ts";
 import { containerConfig, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, CRIB_BIN, startCrib, tempConfig } from "../helpers/daemon.ts";
+import { type CribInstance, CRIB_BIN, startCrib, tempConfig, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { monitorPid } from "../helpers/leaks.ts";
 import { startRegistry, type BasicRegistry, type StartedRegistry, type TokenRegistry } from "../helpers/registry.ts";
@@ -41,15 +41,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (crib) {
-    for (const p of (await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }))).items) {
-      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-    }
-    const mon = monitorPid(crib.state);
-    await crib.stop();
-    if (mon > 0) process.kill(mon, "SIGTERM");
-    crib.cleanup();
-  }
+  await shutdownCrib(crib);
   await Promise.all([reg?.stop(), basicReg?.stop(), tokenReg?.stop()]);
 });
 

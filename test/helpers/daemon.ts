@@ -1,6 +1,6 @@
 // Start the compiled dist/crib as a daemon in temp dirs and talk to it over
 // its socket, as a kubelet would.
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CriClient } from "../../src/ctl/client.ts";
@@ -99,4 +99,28 @@ export async function runCrib(args: string[], opts: { timeoutMs?: number } = {})
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/**
+ * The end of a test file's daemon: remove every pod (and so every container),
+ * stop the daemon and then its monitor, and delete the temp dirs.
+ */
+export async function shutdownCrib(c: CribInstance | undefined): Promise<void> {
+  if (!c) return;
+  if (c.proc.exitCode === null) {
+    const pods = await c.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }));
+    for (const p of pods.items) await c.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
+  }
+  const pidFile = join(c.state, "monitor", "monitor.pid");
+  const monitor = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
+  if (c.proc.exitCode === null) await c.stop();
+  else c.client.close();
+  if (monitor > 0) {
+    try {
+      process.kill(monitor, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  c.cleanup();
 }
