@@ -12,17 +12,10 @@ import net from "node:net";
 import { SysError } from "../sys/errno.ts";
 import { check, lastErrno, libcFunction } from "../sys/libc.ts";
 import { CLONE_NEWNET, setns } from "../sys/namespace.ts";
+import { AF_INET, AF_INET6, EINPROGRESS, EINTR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from "../sys/socket_consts.ts";
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const POLLOUT = 0x4;
-const EINPROGRESS = 115;
-const EINTR = 4;
 
 /** How long a connect to the pod's localhost may take (a DROP rule makes it hang). */
 const CONNECT_TIMEOUT_MS = 10_000;

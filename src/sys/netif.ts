@@ -1,10 +1,8 @@
 // Bringing a network interface up with ioctl(SIOCSIFFLAGS): enough for the
 // loopback of a new pod network namespace, without netlink or `ip`.
 import { check, libcFunction } from "./libc.ts";
+import { AF_INET, SOCK_CLOEXEC, SOCK_DGRAM } from "./socket_consts.ts";
 
-const AF_INET = 2;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP = 0x1;

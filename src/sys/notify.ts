@@ -11,13 +11,10 @@
 
 import { SysError } from "./errno.ts";
 import { check, lastErrno, libcFunction } from "./libc.ts";
+import { AF_UNIX, EINTR, SOCK_CLOEXEC, SOCK_DGRAM } from "./socket_consts.ts";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
 const SUN_PATH_MAX = 108;
-const EINTR = 4;
 
 type Fn = (...args: unknown[]) => unknown;
 const fn = (name: string, args: ("i32" | "u32" | "ptr" | "u64")[], returns: "i32" | "i64"): Fn => libcFunction(name, { args, returns });

@@ -5,6 +5,7 @@
 import { ptr } from "bun:ffi";
 import { SysError } from "./errno.ts";
 import { check, cstr, lastErrno, libcFunction } from "./libc.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM } from "./socket_consts.ts";
 
 // waitid(2) idtype and options.
 const P_PID = 1;
@@ -140,9 +141,6 @@ export function mkfifo(path: string, mode: number): void {
   check(fn(cstr(path, "fifo path"), mode >>> 0) as number, "mkfifo", () => `${JSON.stringify(path)}, 0o${mode.toString(8)}`);
 }
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
 const SUN_PATH_MAX = 108;
 
 /**

@@ -8,18 +8,12 @@ import { chmodSync, rmSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { SysError } from "./errno.ts";
 import { check, lastErrno, libcFunction } from "./libc.ts";
+import { AF_UNIX, EAGAIN, EINTR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from "./socket_consts.ts";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const SUN_PATH_MAX = 108;
-const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_CTRUNC = 0x8;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const EAGAIN = 11;
-const EINTR = 4;
 
 type Fn = (...args: unknown[]) => unknown;
 const fn = (name: string, args: ("i32" | "u32" | "ptr" | "u64")[], returns: "i32" | "i64"): Fn => libcFunction(name, { args, returns });
