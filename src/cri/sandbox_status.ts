@@ -2,20 +2,6 @@ import type { PodRecord } from "../pod/pod_store.ts";
 import { unary } from "./rpc.ts";
 import type { Out, PodSandbox, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse } from "./types.ts";
 
-export function toCriPodStatus(p: PodRecord): Out<PodSandboxStatus> {
-  return {
-    id: p.id,
-    metadata: p.config.metadata,
-    state: p.state as PodSandboxStatus["state"],
-    created_at: p.createdNs,
-    network: { ip: p.ips[0] ?? "", additional_ips: p.ips.slice(1).map((ip) => ({ ip })) },
-    linux: { namespaces: { options: p.config.linux?.security_context?.namespace_options ?? null } },
-    labels: p.config.labels,
-    annotations: p.config.annotations,
-    runtime_handler: p.runtimeHandler,
-  };
-}
-
 export function toCriPod(p: PodRecord): Out<PodSandbox> {
   return {
     id: p.id,
@@ -25,6 +11,15 @@ export function toCriPod(p: PodRecord): Out<PodSandbox> {
     labels: p.config.labels,
     annotations: p.config.annotations,
     runtime_handler: p.runtimeHandler,
+  };
+}
+
+/** The list entry plus the pod's network and namespace options. */
+export function toCriPodStatus(p: PodRecord): Out<PodSandboxStatus> {
+  return {
+    ...toCriPod(p),
+    network: { ip: p.ips[0] ?? "", additional_ips: p.ips.slice(1).map((ip) => ({ ip })) },
+    linux: { namespaces: { options: p.config.linux?.security_context?.namespace_options ?? null } },
   };
 }
 
