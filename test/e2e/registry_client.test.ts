@@ -19,6 +19,7 @@ import { endpointsFor, isLoopbackHost } from "../../src/image/registry/hosts.ts"
 import { pushImage, pushIndex, randomLayer, type PushedImage } from "../helpers/images.ts";
 import { freePort, startRegistry, type BasicRegistry, type StartedRegistry, type TokenRegistry } from "../helpers/registry.ts";
 import type { TarEntry } from "../helpers/tar.ts";
+import { rejection as rejectionOf } from "../helpers/reject.ts";
 
 const AMD64: Platform = { os: "linux", architecture: "amd64" };
 const ARM64: Platform = { os: "linux", architecture: "arm64", variant: "v8" };
@@ -36,15 +37,7 @@ function client(registries: Registries = noRegistries()): RegistryClient {
 
 const small = (name: string, text = name): TarEntry[] => [{ type: "file", path: `${name}.txt`, data: text }];
 
-async function rejection(p: Promise<unknown>): Promise<CribError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CribError) return e;
-    throw e;
-  }
-  throw new Error("expected a rejection");
-}
+const rejection = (p: Promise<unknown>) => rejectionOf(p, CribError);
 
 /** A proxy in front of a registry; `handle` may answer itself, else the request is forwarded. */
 interface Proxy {

@@ -1,4 +1,5 @@
 // Kubelet-shaped CRI requests for tests.
+import { rejection } from "./reject.ts";
 import { tempDir } from "./tmp.ts";
 import { CriError, type CriClient } from "../../src/ctl/client.ts";
 import type { ContainerConfig, Out, PodSandboxConfig } from "../../src/cri/types.ts";
@@ -65,12 +66,4 @@ export async function logLines(path: string): Promise<[string, string, string][]
 }
 
 /** The CriError a call fails with (the test fails if it succeeds). */
-export async function criError(p: Promise<unknown>): Promise<CriError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CriError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail");
-}
+export const criError = (p: Promise<unknown>): Promise<CriError> => rejection(p, CriError);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CribError } from "../../src/errors.ts";
 import { BlobStore, type BlobOpener } from "../../src/image/blob_store.ts";
 import { digestOf } from "../../src/image/digest.ts";
+import { rejection as rejectionOf } from "../helpers/reject.ts";
 
 let root: string;
 let store: BlobStore;
@@ -39,15 +40,7 @@ function opener(bytes: Uint8Array, calls: number[] = []): BlobOpener {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<CribError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CribError) return e;
-    throw e;
-  }
-  throw new Error("expected a rejection");
-}
+const rejection = (p: Promise<unknown>) => rejectionOf(p, CribError);
 
 const ingestFiles = () => (existsSync(join(root, "ingest")) ? readdirSync(join(root, "ingest")) : []);
 
