@@ -53,6 +53,8 @@ export class ImageService {
   private readonly unpackSlots = new Limiter(Math.max(1, Math.min(4, navigator.hardwareConcurrency)));
   private readonly pulls = new SingleFlight<ImageRecord>();
   private readonly unpacks = new SingleFlight<LayerRecord>();
+  /** Parsed configs by image id (see imageConfig); dropped with the image. */
+  private readonly configs = new Map<string, ImageConfig>();
   /** Which container uses an image, if any (set by the container component). */
   usedBy: (imageId: string) => string | undefined = () => undefined;
   /** Blobs and layers of pulls in progress: garbage collection must not take them. */
@@ -444,8 +446,16 @@ export class ImageService {
     return this.store.list();
   }
 
+  /**
+   * The image's config, parsed once: an image id is its config's digest, so
+   * the config never changes (ListImages and ImageStatus ask for it often).
+   */
   async imageConfig(image: ImageRecord): Promise<ImageConfig> {
-    return parseImageConfig(await this.blobs.readBytes(image.id, MAX_CONFIG_BYTES), { layers: image.layers.length, what: `config of image ${image.id}` });
+    const known = this.configs.get(image.id);
+    if (known) return known;
+    const config = parseImageConfig(await this.blobs.readBytes(image.id, MAX_CONFIG_BYTES), { layers: image.layers.length, what: `config of image ${image.id}` });
+    this.configs.set(image.id, config);
+    return config;
   }
 
   // ---- removal ----
@@ -462,6 +472,7 @@ export class ImageService {
     const user = this.usedBy(image.id);
     if (user) throw failedPrecondition(`image ${text} (${image.id}) is in use by container ${user}; remove the container first`);
     this.store.remove(image.id);
+    this.configs.delete(image.id);
     const removed = await this.gc();
     logger.info("removed image", { image: text, id: image.id, ...removed });
     return true;
