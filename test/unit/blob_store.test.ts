@@ -207,7 +207,8 @@ describe("BlobStore.ensure", () => {
     const progressB: number[] = [];
     const a = store.ensure(d, open);
     const b = store.ensure(d, open, { onProgress: (n) => progressB.push(n) });
-    await Bun.sleep(1);
+    // Both callers are in (or past) the store's stat once the single download has opened.
+    while (opens === 0) await Bun.sleep(1);
     release();
     const [ra, rb] = await Promise.all([a, b]);
     expect(opens).toBe(1);
@@ -239,11 +240,15 @@ describe("BlobStore.ensure", () => {
     const other = content(1000, 5);
     const cc = new AbortController();
     const never = new Promise<never>(() => {});
+    let opened!: () => void;
+    const openCalled = new Promise<void>((r) => (opened = r));
     const c = store.ensure(descOf(other), async (_o, signal) => {
       openSignal = signal;
+      opened();
       return never;
     }, { signal: cc.signal });
-    await Bun.sleep(1);
+    // Abort only once the download has really started (a sleep raced on a loaded CI machine).
+    await openCalled;
     cc.abort(new Error("cancelled"));
     await expect(c).rejects.toThrow("cancelled");
     expect(openSignal?.aborted).toBe(true);
