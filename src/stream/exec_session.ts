@@ -9,7 +9,7 @@
 
 import { childEnv } from "../util/child_env.ts";
 import { randomBytes } from "node:crypto";
-import { closeSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants as fsConstants, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { errorMessage } from "../errors.ts";
@@ -28,6 +28,8 @@ const logger = log.with({ component: "stream" });
 const DRAIN_AFTER_EXIT_MS = 1_000;
 /** How long a TTY exec waits for the client's first terminal size before it starts anyway. */
 const FIRST_SIZE_WAIT_MS = 250;
+/** How long stdin is held back waiting for runc to write the exec's pid (its terminal exists then). */
+const CONSOLE_WAIT_MS = 5_000;
 /** Pause the client while this much stdin waits for the process to read it. */
 const STDIN_BACKLOG_BYTES = 1024 * 1024;
 const EOT = Uint8Array.of(4);
@@ -89,6 +91,37 @@ function killByPidFile(pidFile: string, proc: Subprocess): void {
     // no pid yet
   }
   if (proc.exitCode === null) proc.kill("SIGKILL");
+}
+
+/**
+ * Wait until runc has written the exec's pid (it does so once the command's terminal
+ * exists), then give that terminal the client's size through /proc/<pid>/fd/0.
+ * Best effort: a command that exits at once or a pid file that never comes just ends
+ * the wait.
+ */
+async function sizeExecTerminal(pidFile: string, proc: Subprocess, size: () => TerminalSize | undefined): Promise<void> {
+  const deadline = performance.now() + CONSOLE_WAIT_MS;
+  let pid = 0;
+  while (proc.exitCode === null && performance.now() < deadline) {
+    try {
+      pid = Number(readFileSync(pidFile, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0) break;
+    } catch {
+      // not written yet
+    }
+    await Bun.sleep(2);
+  }
+  const s = size();
+  if (!(pid > 0) || s === undefined || proc.exitCode !== null) return;
+  let fd = -1;
+  try {
+    fd = openSync(`/proc/${pid}/fd/0`, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
+    setWindowSize(fd, { cols: s.width, rows: s.height });
+  } catch (err) {
+    logger.debug("cannot size the exec's terminal directly; runc will", { pid, err: errorMessage(err) });
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }
 
 /** Run the exec to its end and report its exit code (or why it could not run) on the channel. */
@@ -184,8 +217,9 @@ async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string):
       logger.debug("terminal resize failed", { err: errorMessage(err) });
     }
   };
+  let consoleReady = false;
   const writeStdin = (chunk: Uint8Array) => {
-    if (proc === undefined) {
+    if (!consoleReady) {
       pendingStdin.push(chunk);
       return;
     }
@@ -231,9 +265,14 @@ async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string):
   }
   setNonblock(master, true);
   if (size) resize(size);
-  for (const c of pendingStdin.splice(0)) writeStdin(c);
   // runc's own complaints (the command does not exist) come through the terminal too.
   const out = new Pump(Bun.file(master).stream() as ReadableStream<Uint8Array>, (c) => ch.writeStdout(c));
+  // runc starts the command before it copies our size to the command's terminal; input
+  // sent meanwhile could run `stty size` on a 0x0 terminal. Hold stdin until the
+  // terminal exists and carry the size to it ourselves.
+  await sizeExecTerminal(pidFile, proc, () => size);
+  consoleReady = true;
+  for (const c of pendingStdin.splice(0)) writeStdin(c);
   const exitCode = await proc.exited;
   await drain([out]);
   writer.close();
