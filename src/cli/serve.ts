@@ -18,7 +18,7 @@ import { openDatabase } from "../state/db.ts";
 import { createStatsCollector } from "../stats/stats_collector.ts";
 import { StreamingService } from "../stream/service.ts";
 import { reloadConfig } from "../daemon/reload.ts";
-import { prepareSocketPath, publishSocket, removeSocket, removeStaleStagingSockets, stagingSocketPath } from "../daemon/socket.ts";
+import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
 import { SystemdNotifier } from "../sys/notify.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
@@ -45,8 +45,6 @@ export async function serve(argv: string[]): Promise<number> {
   protectFromOomKiller();
   const { replacedStale } = await prepareSocketPath(config.socket);
   if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
-  const staleStaging = await removeStaleStagingSockets(config.socket);
-  if (staleStaging.length > 0) serveLog.warn("removed staging sockets left by daemons that died while starting", { files: staleStaging });
 
   const db = openDatabase(config.root);
   const images = new ImageService(config, db);
@@ -67,9 +65,8 @@ export async function serve(argv: string[]): Promise<number> {
   const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
   const metrics = startMetricsEndpoint(daemon); // off unless metrics.address is set
   const server = createCriServer(daemon);
-  const staging = stagingSocketPath(config.socket);
-  await bindUnix(server, staging);
-  await publishSocket(staging, config.socket);
+  await bindUnix(server, config.socket);
+  await restrictSocket(config.socket);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
   notifyFailed(systemd.ready(`serving on ${config.socket}`));

@@ -1,7 +1,7 @@
 // The CRI socket's life: parent directory, stale-file handling, mode.
 import { connect } from "node:net";
-import { chmod, link, lstat, mkdir, readdir, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 import { CribError, errnoCode } from "../errors.ts";
 
 /** Whether something accepts connections on the unix socket at `path`. */
@@ -43,53 +43,9 @@ export async function prepareSocketPath(path: string): Promise<{ replacedStale: 
   return { replacedStale: true };
 }
 
-/**
- * Where the server binds before the socket is published: a sibling of `path`, so the
- * socket can be given its mode before anyone can reach it under its real name.
- */
-export function stagingSocketPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.staging`);
-}
-
-/**
- * Publish a socket bound at `staging` under `path` with mode 0660 (root and the
- * socket's group, e.g. a kubelet group). Binding at the real path and chmod'ing after
- * would let a client connect while the mode is still the umask's. link(2) refuses an
- * existing name, so two daemons started at once cannot both publish.
- */
-export async function publishSocket(staging: string, path: string): Promise<void> {
-  await chmod(staging, 0o660);
-  try {
-    await link(staging, path);
-  } catch (e) {
-    if (errnoCode(e) === "EEXIST") throw new SocketInUseError(`another server took ${path} while crib was starting (is crib already running?)`);
-    throw e;
-  } finally {
-    await removeSocket(staging);
-  }
-}
-
-/** Staging sockets left by daemons that died between bind and publish. */
-export async function removeStaleStagingSockets(path: string): Promise<string[]> {
-  const prefix = `.${basename(path)}.`;
-  const removed: string[] = [];
-  for (const name of await readdir(dirname(path)).catch(() => [] as string[])) {
-    if (!name.startsWith(prefix) || !name.endsWith(".staging")) continue;
-    const pid = Number(name.slice(prefix.length, -".staging".length));
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processExists(pid)) continue;
-    await removeSocket(join(dirname(path), name));
-    removed.push(name);
-  }
-  return removed;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === "EPERM";
-  }
+/** Socket mode 0660: root and the socket's group (e.g. a kubelet group) only. */
+export async function restrictSocket(path: string): Promise<void> {
+  await chmod(path, 0o660);
 }
 
 export async function removeSocket(path: string): Promise<void> {
