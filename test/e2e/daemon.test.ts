@@ -49,6 +49,10 @@ describe("crib serve", () => {
 
   test("socket is 0660 and its state dirs are private", async () => {
     const c = await crib();
+    // The mode is set between bind and the announcement (as containerd and CRI-O do):
+    // check it once crib says it is serving.
+    for (let i = 0; i < 250 && !c.logs().includes('"crib is serving"'); i++) await Bun.sleep(20);
+    expect(c.logs()).toContain('"crib is serving"');
     const st = lstatSync(c.socket);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o660);
