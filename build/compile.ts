@@ -30,7 +30,9 @@ const args = [
   "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),
   "--outfile", outfile,
+  // The dispatcher and one entry per face (src/main.ts loads them by name).
   join(top, "src/main.ts"),
+  ...["daemon", "monitor", "pause"].map((f) => join(top, "src/faces", `${f}.ts`)),
 ];
 const started = performance.now();
 const r = Bun.spawnSync(args, { cwd: top, stdout: "inherit", stderr: "inherit" });

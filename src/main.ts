@@ -1,7 +1,13 @@
 // crib: one executable, several faces (see ARCHITECTURE.md).
-import { UsageError, usageOf } from "./cli/args.ts";
+//
+// Each face is its own entry point of the compiled binary (build/compile.ts) and is
+// imported by a computed name, so the bundler keeps it apart: a process evaluates only
+// its face's bundle. That matters for the resident processes. A bundle instantiates
+// every top-level function of every module in it when it loads, so a monitor loaded
+// from the daemon's bundle carried ~5 MiB of heap for gRPC, registry and image code it
+// never runs; pause processes (one per pod sharing a PID namespace) likewise.
+import { usageOf } from "./cli/args.ts";
 import { SERVE_FLAGS } from "./cli/serve_flags.ts";
-import { CribError } from "./errors.ts";
 import { COMMIT, CRI_API_VERSION, VERSION } from "./version.ts";
 
 const USAGE = `crib: a Kubernetes container runtime (CRI) in one binary
@@ -18,51 +24,57 @@ Flags of serve and config:
 ${usageOf(SERVE_FLAGS)}
 `;
 
-async function main(argv: string[]): Promise<number> {
+/** Face -> entry module under src/faces/ (also the list in build/compile.ts). */
+const ENTRY: Record<string, string> = {
+  serve: "daemon",
+  ctl: "daemon",
+  config: "daemon",
+  install: "daemon",
+  monitor: "monitor",
+  pause: "pause",
+};
+
+interface FaceEntry {
+  start(face: string, argv: string[]): void;
+}
+
+async function loadEntry(name: string): Promise<FaceEntry> {
+  // Compiled, the entries are embedded as .js beside this file; from source, .ts.
+  const ext = Bun.main.startsWith("/$bunfs/") ? "js" : "ts";
+  const spec = `./faces/${name}.${ext}`;
+  return (await import(spec)) as FaceEntry;
+}
+
+function main(argv: string[]): void {
   const [face, ...rest] = argv;
+  const entry = face === undefined ? undefined : ENTRY[face];
+  if (entry !== undefined && face !== undefined) {
+    loadEntry(entry).then(
+      (m) => m.start(face, rest),
+      (err: unknown) => {
+        process.stderr.write(`crib: cannot load the ${face} face: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+    return;
+  }
   switch (face) {
-    // Faces load only what they use: the monitor and pause processes stay
-    // resident next to every container, so they must not carry the gRPC,
-    // registry and config code of the daemon.
-    case "serve":
-      return (await import("./cli/serve.ts")).serve(rest);
-    case "ctl":
-      return (await import("./ctl/ctl.ts")).ctl(rest);
-    case "monitor":
-      return (await import("./monitor/main.ts")).runMonitor(rest);
-    case "pause":
-      return (await import("./cli/pause.ts")).pause();
-    case "config":
-      return (await import("./cli/print_config.ts")).printConfig(rest);
-    case "install":
-      return (await import("./cli/install.ts")).install(rest);
     case "version":
     case "--version":
       process.stdout.write(`crib version ${VERSION}\ncommit: ${COMMIT}\nCRI API: ${CRI_API_VERSION}\n`);
-      return 0;
+      process.exit(0);
+      break;
     case undefined:
     case "help":
     case "--help":
     case "-h":
       process.stdout.write(USAGE);
-      return face === undefined ? 2 : 0;
+      process.exit(face === undefined ? 2 : 0);
+      break;
     default:
-      throw new UsageError(`unknown command "${face}"`);
+      process.stderr.write(`crib: unknown command "${face}"\nRun "crib help" for usage.\n`);
+      process.exit(2);
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`crib: ${err.message}\nRun "crib help" for usage.\n`);
-      process.exit(2);
-    }
-    if (err instanceof CribError) {
-      process.stderr.write(`crib: ${err.message}\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`crib: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+main(process.argv.slice(2));

@@ -1,0 +1,8 @@
+// Entry of `crib monitor`, the node's resident container monitor: its own bundle in
+// the compiled binary, holding only the monitor's modules.
+import { exitWith } from "../cli/exit.ts";
+import { runMonitor } from "../monitor/main.ts";
+
+export function start(_face: string, argv: string[]): void {
+  exitWith(runMonitor(argv));
+}
