@@ -1,6 +1,5 @@
 // The monitor's operations on its containers, independent of the socket protocol.
 
-import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { CribError, errorMessage, failedPrecondition, internal, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
@@ -220,7 +219,7 @@ export class Monitor {
         // runc hands the pty master over the console socket; the monitor keeps it,
         // reads it as the container's only output stream and writes stdin into it.
         // (The socket lives in the state dir: container dirs are too deep for sun_path.)
-        consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${randomBytes(6).toString("hex")}.sock`);
+        consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}.sock`);
         await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin: "ignore", stdout: "ignore", stderr: "ignore" }, consoleSock.path);
         const term = await consoleSock.receive({ timeoutMs: CONSOLE_WAIT_MS }).catch((err: unknown) => {
           throw internal(`runc create of TTY container ${req.id} sent no terminal: ${errorMessage(err)}`, err);

@@ -1,6 +1,8 @@
 // The monitor's socket: newline-delimited JSON requests in, responses and exit events out.
+// Served with Bun's native sockets, not node:net: the monitor stays resident, and
+// node:net's JavaScript (streams, events) cost it ~1.8 MiB of heap.
 
-import net from "node:net";
+import type { Socket, SocketListener } from "bun";
 import { CribError, errorMessage, invalidArgument } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import type { Monitor } from "./monitor.ts";
@@ -54,93 +56,166 @@ function collectSoon(): void {
   gcTimer.unref();
 }
 
+/**
+ * One client connection: the bytes it sent that do not yet end a line, and what we
+ * wrote that the kernel has not taken yet (Bun's write() may take only part; the rest
+ * goes out on drain).
+ */
+class Connection {
+  inbound = "";
+  private readonly queue: Uint8Array[] = [];
+  private queued = 0;
+  private flushedCallbacks: Array<() => void> = [];
+  closed = false;
+  private readonly decoder = new TextDecoder();
+  private static readonly encoder = new TextEncoder();
+
+  constructor(readonly socket: Socket<undefined>) {}
+
+  /** Bytes written but not yet taken by the kernel. */
+  get backlog(): number {
+    return this.queued;
+  }
+
+  decode(data: Uint8Array): string {
+    return this.decoder.decode(data, { stream: true });
+  }
+
+  /** Queue `text`; `flushed` runs once it (and all before it) reached the kernel. */
+  write(text: string, flushed?: () => void): void {
+    if (this.closed) return;
+    const bytes = Connection.encoder.encode(text);
+    if (this.queued === 0) {
+      const n = this.socket.write(bytes);
+      if (n >= bytes.length) {
+        flushed?.();
+        return;
+      }
+      this.queue.push(bytes.subarray(Math.max(0, n)));
+      this.queued = bytes.length - Math.max(0, n);
+    } else {
+      this.queue.push(bytes);
+      this.queued += bytes.length;
+    }
+    if (flushed) this.flushedCallbacks.push(flushed);
+  }
+
+  /** The kernel can take more: write what is queued, in order. */
+  drain(): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const n = this.socket.write(head);
+      if (n < head.length) {
+        this.queue[0] = head.subarray(Math.max(0, n));
+        this.queued -= Math.max(0, n);
+        return;
+      }
+      this.queue.shift();
+      this.queued -= head.length;
+    }
+    const done = this.flushedCallbacks;
+    this.flushedCallbacks = [];
+    for (const f of done) f();
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.socket.terminate();
+  }
+}
+
 export class MonitorServer {
-  private readonly server: net.Server;
-  private readonly subscribers = new Set<net.Socket>();
-  private readonly sockets = new Set<net.Socket>();
+  private listener: SocketListener<undefined> | undefined;
+  private readonly subscribers = new Set<Connection>();
+  private readonly connections = new Map<Socket<undefined>, Connection>();
   /** Detach functions of the attaches each connection made. */
-  private readonly attached = new Map<net.Socket, Array<() => void>>();
+  private readonly attached = new Map<Connection, Array<() => void>>();
   private readonly log = log.with({ component: "monitor" });
 
   constructor(
     private readonly monitor: Monitor,
     private readonly hooks: ServerHooks,
   ) {
-    this.server = net.createServer((sock) => this.accept(sock));
-    this.server.on("error", (err) => this.log.error("monitor socket error", { err: errorMessage(err) }));
     monitor.onExit((container, exit) => {
       const line = JSON.stringify({ event: "exit", container, exit } satisfies ExitEvent) + "\n";
-      for (const s of this.subscribers) s.write(line);
+      for (const c of this.subscribers) c.write(line);
     });
   }
 
   /** Serve on an already listening socket fd (ours, or inherited across execve). */
   listen(fd: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen({ fd }, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
+    // Bun.listen takes a listening fd, though its types only declare it for connect.
+    const listen = Bun.listen as unknown as (o: { fd: number; socket: import("bun").SocketHandler<undefined> }) => SocketListener<undefined>;
+    this.listener = listen({
+      fd,
+      socket: {
+        open: (sock) => {
+          this.connections.set(sock, new Connection(sock));
+        },
+        data: (sock, data) => {
+          const c = this.connections.get(sock);
+          if (c) this.receive(c, data);
+        },
+        drain: (sock) => this.connections.get(sock)?.drain(),
+        close: (sock) => this.closed(sock),
+        error: (sock) => this.closed(sock),
+      },
     });
+    return Promise.resolve();
   }
 
   /** Drop every client connection (before an execve: clients reconnect to the new image). */
   closeConnections(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const c of this.connections.values()) c.destroy();
   }
 
-  private accept(sock: net.Socket): void {
-    this.sockets.add(sock);
-    let buf = "";
-    sock.setEncoding("utf8");
-    sock.on("data", (data: string) => {
-      buf += data;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim() !== "") void this.handle(sock, line);
-      }
-      if (buf.length > MAX_REQUEST_BYTES) {
-        this.log.warn("closing a connection that sent an oversized request", { bytes: buf.length });
-        sock.destroy();
-      }
-    });
-    sock.on("error", () => undefined);
-    sock.on("close", () => {
-      this.sockets.delete(sock);
-      this.subscribers.delete(sock);
-      for (const detach of this.attached.get(sock) ?? []) detach();
-      this.attached.delete(sock);
-    });
+  private receive(c: Connection, data: Uint8Array): void {
+    c.inbound += c.decode(data);
+    let nl: number;
+    while ((nl = c.inbound.indexOf("\n")) >= 0) {
+      const line = c.inbound.slice(0, nl);
+      c.inbound = c.inbound.slice(nl + 1);
+      if (line.trim() !== "") void this.handle(c, line);
+    }
+    if (c.inbound.length > MAX_REQUEST_BYTES) {
+      this.log.warn("closing a connection that sent an oversized request", { bytes: c.inbound.length });
+      c.destroy();
+    }
+  }
+
+  private closed(sock: Socket<undefined>): void {
+    const c = this.connections.get(sock);
+    if (!c) return;
+    c.closed = true;
+    this.connections.delete(sock);
+    this.subscribers.delete(c);
+    for (const detach of this.attached.get(c) ?? []) detach();
+    this.attached.delete(c);
   }
 
   /** Send this connection a copy of the container's output (and outputEnd) until it closes. */
-  private attach(sock: net.Socket, container: string, stdout: boolean, stderr: boolean) {
+  private attach(c: Connection, container: string, stdout: boolean, stderr: boolean) {
     let dropping = false;
     const { info, detach } = this.monitor.attach(container, {
       output: (stream, chunk) => {
-        if (sock.destroyed || (stream === "stdout" ? !stdout : !stderr)) return;
-        if (sock.writableLength > ATTACH_BACKLOG_BYTES) {
+        if (c.closed || (stream === "stdout" ? !stdout : !stderr)) return;
+        if (c.backlog > ATTACH_BACKLOG_BYTES) {
           if (!dropping) this.log.warn("an attached client is not keeping up; dropping its copy of the output (the log keeps everything)", { container });
           dropping = true;
           return;
         }
         dropping = false;
-        sock.write(JSON.stringify({ event: "output", container, stream, data: b64(chunk) } satisfies OutputEvent) + "\n");
+        c.write(JSON.stringify({ event: "output", container, stream, data: b64(chunk) } satisfies OutputEvent) + "\n");
       },
-      end: () => {
-        if (!sock.destroyed) sock.write(JSON.stringify({ event: "outputEnd", container } satisfies OutputEndEvent) + "\n");
-      },
+      end: () => c.write(JSON.stringify({ event: "outputEnd", container } satisfies OutputEndEvent) + "\n"),
     });
-    const list = this.attached.get(sock) ?? [];
+    const list = this.attached.get(c) ?? [];
     list.push(detach);
-    this.attached.set(sock, list);
+    this.attached.set(c, list);
     return info;
   }
 
-  private async handle(sock: net.Socket, line: string): Promise<void> {
+  private async handle(c: Connection, line: string): Promise<void> {
     let id = 0;
     let resp: Response;
     let after: (() => void) | undefined;
@@ -159,7 +234,7 @@ export class MonitorServer {
         result = null;
         after = () => this.hooks.upgrade(cmd as string[]);
       } else {
-        result = await this.monitor.op(() => this.dispatch(sock, op, args));
+        result = await this.monitor.op(() => this.dispatch(c, op, args));
       }
       resp = { id, ok: true, result: result ?? null };
     } catch (err) {
@@ -167,11 +242,10 @@ export class MonitorServer {
       resp = { id, ok: false, error: { kind, message: errorMessage(err) } };
       if (kind === "internal") this.log.error("request failed", { err: errorMessage(err) });
     }
-    if (sock.destroyed) return;
-    sock.write(JSON.stringify(resp) + "\n", () => after?.());
+    c.write(JSON.stringify(resp) + "\n", after);
   }
 
-  private async dispatch(sock: net.Socket, op: string, args: Args): Promise<unknown> {
+  private async dispatch(c: Connection, op: string, args: Args): Promise<unknown> {
     const m = this.monitor;
     switch (op) {
       case "create":
@@ -196,10 +270,10 @@ export class MonitorServer {
       case "delete":
         return m.delete(str(args, "container"));
       case "subscribe":
-        this.subscribers.add(sock);
+        this.subscribers.add(c);
         return null;
       case "attach":
-        return this.attach(sock, str(args, "container"), args.stdout !== false, args.stderr !== false);
+        return this.attach(c, str(args, "container"), args.stdout !== false, args.stderr !== false);
       case "writeStdin": {
         const data = args.data;
         if (typeof data !== "string") throw invalidArgument("writeStdin needs data: a base64 string");
