@@ -5,7 +5,10 @@
 //   teardown  StopContainer (timeout 0), StopPodSandbox, RemoveContainer, RemovePodSandbox
 //   memory    daemon RSS idle and with N running pods; PSS per running pod: what the
 //             runtime's own processes grow by (crib: daemon + monitor; containerd: daemon
-//             + one shim and one pause process per pod), the workloads left out.
+//             + one shim and one pause process per pod), the workloads left out. Read
+//             twice: cold (the daemon's first N pods, which also start crib's node-wide
+//             monitor and warm up both daemons) and steady (N more pods after those were
+//             removed: what each further pod costs).
 //
 // Pods use the host network on both runtimes: containerd 1.6 refuses a sandbox whose
 // CNI result has no eth0 (a loopback-only conflist fails with "failed to find network
@@ -72,6 +75,8 @@ export interface MemoryReading {
   daemonPss: number;
   /** crib's monitor (0 while it is not running). */
   monitorPss: number;
+  /** The monitor's private memory (USS): what it alone holds, freed if it exited. */
+  monitorUss: number;
   /** containerd-shim-runc-v2 processes of this containerd, summed. */
   shimPss: number;
   shims: number;
@@ -94,10 +99,12 @@ export interface RuntimeResult {
   idle?: MemoryReading;
   /** Images pulled, no pod yet. */
   zeroPods?: MemoryReading;
-  /** The first pod running (node-wide processes such as crib's monitor started). */
-  onePod?: MemoryReading;
-  /** `memoryPods` pods running. */
+  /** `memoryPods` pods running, the daemon's first. */
   withPods?: MemoryReading;
+  /** After those pods were removed: node-wide processes running, no pod. */
+  warmZero?: MemoryReading;
+  /** `memoryPods` pods running again. */
+  warmWithPods?: MemoryReading;
   /** Temp dirs, processes and containers the run created: all must be gone afterwards. */
   dirs: string[];
   pids: number[];
@@ -252,6 +259,7 @@ async function startContainerdRuntime(ctx: BenchContext, reg: TestRegistry, imag
         daemonRss: daemon?.vmRSS ?? 0,
         daemonPss: pss(c.pid),
         monitorPss: 0,
+        monitorUss: 0,
         shimPss: shims.reduce((s, p) => s + pss(p), 0),
         shims: shims.length,
         pausePss: pauses.reduce((s, p) => s + pss(p), 0),
@@ -375,6 +383,7 @@ async function startCribRuntime(ctx: BenchContext, reg: TestRegistry): Promise<R
         daemonPss: pss(daemonPid),
         // The monitor alone: its children are the containers.
         monitorPss: mon === undefined ? 0 : pss(mon),
+        monitorUss: mon === undefined ? 0 : (readSmapsRollup(mon)?.private ?? 0),
         shimPss: 0,
         shims: 0,
         pausePss: 0,
@@ -403,6 +412,7 @@ async function readMemory(rt: Runtime, pods: RunningPod[]): Promise<MemoryReadin
     daemonRss: m((r) => r.daemonRss),
     daemonPss: m((r) => r.daemonPss),
     monitorPss: m((r) => r.monitorPss),
+    monitorUss: m((r) => r.monitorUss),
     shimPss: m((r) => r.shimPss),
     shims: m((r) => r.shims),
     pausePss: m((r) => r.pausePss),
@@ -452,20 +462,25 @@ async function measureRuntime(rt: Runtime, images: BenchImages, opts: PodsOption
   out.zeroPods = await readMemory(rt, []);
   ctx.log(`${tag}: idle RSS ${fmt(kibToMiB(out.idle.daemonRss), 1)} MiB; starting ${opts.memoryPods} pods`);
 
-  const running: RunningPod[] = [];
-  for (let i = 0; i < opts.memoryPods; i++) {
-    const { pod, sample } = await startPod(rt, images.busybox.ref);
-    running.push(pod);
-    out.containers.push(pod.containerId);
-    if (i === 0) {
-      out.firstStartMs = sample.total;
-      await Bun.sleep(opts.settleMs);
-      out.onePod = await readMemory(rt, running);
+  const startAll = async (): Promise<RunningPod[]> => {
+    const running: RunningPod[] = [];
+    for (let i = 0; i < opts.memoryPods; i++) {
+      const { pod, sample } = await startPod(rt, images.busybox.ref);
+      running.push(pod);
+      out.containers.push(pod.containerId);
+      out.firstStartMs ??= sample.total;
     }
-  }
-  await Bun.sleep(opts.settleMs);
+    await Bun.sleep(opts.settleMs);
+    return running;
+  };
+  let running = await startAll();
   out.withPods = await readMemory(rt, running);
   ctx.log(`${tag}: ${opts.memoryPods} pods: daemon RSS ${fmt(kibToMiB(out.withPods.daemonRss), 1)} MiB`);
+  for (const pod of running.splice(0)) await teardownPod(rt, pod);
+  await Bun.sleep(opts.settleMs);
+  out.warmZero = await readMemory(rt, []);
+  running = await startAll();
+  out.warmWithPods = await readMemory(rt, running);
   for (const pod of running.splice(0)) await teardownPod(rt, pod);
 
   for (let i = 0; i < opts.runs; i++) {
@@ -478,15 +493,23 @@ async function measureRuntime(rt: Runtime, images: BenchImages, opts: PodsOption
   ctx.log(`${tag}: start median ${fmt(s.median, 1)} ms, p90 ${fmt(s.p90, 1)} ms over ${opts.runs} runs`);
 }
 
-/** Per-pod PSS (KiB) and its parts, from the 0-pod and N-pod readings. */
-export interface PerPodMemory {
+/** Per-pod PSS (KiB) and its parts, between a reading without pods and one with N. */
+export interface PodGrowth {
   total: number;
-  daemonGrowth: number;
+  daemon: number;
   monitor: number;
   shims: number;
   pause: number;
-  /** (N pods - 1 pod) / (N - 1): one more pod once the node-wide processes run; undefined for N < 2. */
-  marginal?: number;
+}
+
+/** Per-pod PSS, KiB: steady (the target's figure) and cold, and the node-wide fixed cost. */
+export interface PerPodMemory {
+  /** N more pods once node-wide processes run and the daemon has served N before. */
+  steady: PodGrowth;
+  /** The daemon's first N pods: includes starting crib's monitor and both daemons' warm-up. */
+  cold: PodGrowth;
+  /** What runs per node whatever the pod count (crib's monitor), with no pod: its USS. */
+  nodeFixed: number;
 }
 
 /** Summed PSS of the runtime's own processes in one reading, KiB. */
@@ -494,16 +517,19 @@ function runtimePss(m: MemoryReading): number {
   return m.daemonPss + m.monitorPss + m.shimPss + m.pausePss;
 }
 
+function growth(from: MemoryReading, to: MemoryReading, pods: number): PodGrowth {
+  return {
+    total: (runtimePss(to) - runtimePss(from)) / pods,
+    daemon: (to.daemonPss - from.daemonPss) / pods,
+    monitor: (to.monitorPss - from.monitorPss) / pods,
+    shims: (to.shimPss - from.shimPss) / pods,
+    pause: (to.pausePss - from.pausePss) / pods,
+  };
+}
+
 export function perPodMemory(r: RuntimeResult, pods: number): PerPodMemory | undefined {
-  if (r.zeroPods === undefined || r.withPods === undefined || pods <= 0) return undefined;
-  const z = r.zeroPods;
-  const w = r.withPods;
-  const daemonGrowth = (w.daemonPss - z.daemonPss) / pods;
-  const monitor = (w.monitorPss - z.monitorPss) / pods;
-  const shims = (w.shimPss - z.shimPss) / pods;
-  const pause = (w.pausePss - z.pausePss) / pods;
-  const marginal = r.onePod === undefined || pods < 2 ? undefined : (runtimePss(w) - runtimePss(r.onePod)) / (pods - 1);
-  return { total: daemonGrowth + monitor + shims + pause, daemonGrowth, monitor, shims, pause, marginal };
+  if (r.zeroPods === undefined || r.withPods === undefined || r.warmZero === undefined || r.warmWithPods === undefined || pods <= 0) return undefined;
+  return { steady: growth(r.warmZero, r.warmWithPods, pods), cold: growth(r.zeroPods, r.withPods, pods), nodeFixed: r.warmZero.monitorUss };
 }
 
 const mib = (kib: number | undefined, digits = 1): string => fmt(kibToMiB(kib), digits);
@@ -548,20 +574,20 @@ function buildTables(opts: PodsOptions, results: RuntimeResult[]): Table[] {
     const p = ok(r) ? perPodMemory(r, opts.memoryPods) : undefined;
     if (p === undefined) return [r.runtime, r.note ?? "no readings"];
     const isCrib = r.runtime === "crib";
-    const w = r.withPods;
+    const w = r.warmWithPods;
     return [
       r.runtime,
-      mib(p.total, 2),
-      mib(p.marginal, 2),
-      mib(p.daemonGrowth, 2),
-      isCrib ? mib(p.monitor, 2) : "-",
-      isCrib ? "-" : `${mib(p.shims, 2)} (${w?.shims ?? 0})`,
-      isCrib ? "-" : `${mib(p.pause, 2)} (${w?.pauses ?? 0})`,
-      isCrib ? mib(w?.monitorPss, 1) : mib(w?.shimPss, 1),
+      mib(p.steady.total, 2),
+      mib(p.steady.daemon, 2),
+      isCrib ? mib(p.steady.monitor, 2) : "-",
+      isCrib ? "-" : `${mib(p.steady.shims, 2)} (${w?.shims ?? 0})`,
+      isCrib ? "-" : `${mib(p.steady.pause, 2)} (${w?.pauses ?? 0})`,
+      mib(p.cold.total, 2),
+      isCrib ? mib(p.nodeFixed, 1) : "-",
     ];
   });
-  const cribPer = per("crib")?.total;
-  const ctdPer = per("containerd")?.total;
+  const cribPer = per("crib")?.steady.total;
+  const ctdPer = per("containerd")?.steady.total;
   const memMet = cribPer === undefined || ctdPer === undefined ? "-" : cribPer <= MEMORY_TARGET_KIB && cribPer < ctdPer ? "met" : "NOT met";
 
   const errors = results.filter((r) => r.error !== undefined).map((r) => `${r.runtime} failed: ${r.error ?? ""}`);
@@ -590,14 +616,15 @@ function buildTables(opts: PodsOptions, results: RuntimeResult[]): Table[] {
       notes: ["idle: after start-up; pulled: images pulled, no pod yet; the daemon process alone (containerd's shims and crib's monitor are in the next table)"],
     },
     {
-      title: `== pods: memory per running pod, MiB PSS (0 -> ${opts.memoryPods} pods) ==`,
-      headers: ["runtime", "per pod", "marginal", "daemon growth", "monitor", "shim (n)", "pause (n)", "shims/monitor total"],
+      title: `== pods: memory per running pod, MiB PSS (${opts.memoryPods} pods) ==`,
+      headers: ["runtime", "per pod", "of it daemon", "monitor", "shim (n)", "pause (n)", `cold: first ${opts.memoryPods}`, "node-wide fixed"],
       rows: memoryRows,
       notes: [
-        `per pod = (runtime processes' PSS with ${opts.memoryPods} pods - with 0 pods) / ${opts.memoryPods}; workload processes left out on both`,
-        "crib: daemon + `crib monitor` (started with the first container, so its whole PSS counts); containerd: daemon + containerd-shim-runc-v2 + pause processes",
-        "crib's daemon and monitor map the same executable: once the monitor runs, the shared pages' PSS is split between them, so the daemon's growth can be negative (the sum is what counts)",
-        `marginal = (PSS with ${opts.memoryPods} pods - with 1 pod) / ${opts.memoryPods - 1}: one more pod once the node-wide processes run (not the target's figure)`,
+        `per pod = (runtime processes' PSS with ${opts.memoryPods} pods - with none) / ${opts.memoryPods}, read after a first round of ${opts.memoryPods} pods was run and removed; workload processes left out on both`,
+        "crib: daemon + `crib monitor`; containerd: daemon + containerd-shim-runc-v2 + pause processes",
+        `cold = the same over the daemon's first ${opts.memoryPods} pods: it also holds one-time costs (crib starts its node-wide monitor with the first container; both daemons warm up: JIT, heap and allocator high-water marks)`,
+        "node-wide fixed: crib's monitor with no pod, its private memory (USS: what it alone holds; one per node, like containerd's daemon; in neither per-pod figure)",
+        "crib's daemon and monitor map the same executable, so shared pages' PSS is split between them: a part can go negative, the sum is what counts",
         `pause: a busybox \`sleep\` as sandbox image (${PAUSE_ENTRYPOINT.join(" ")}); the real pause binary is smaller; busybox pages are shared with the workloads, PSS splits them`,
         `crib per pod: ${mib(cribPer, 2)} MiB, containerd: ${mib(ctdPer, 2)} MiB   target <= 1 MB (${mib(MEMORY_TARGET_KIB, 2)} MiB) and below containerd: ${memMet}`,
       ],

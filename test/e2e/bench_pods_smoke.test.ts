@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CONTAINERD_BIN, mountsUnder } from "../bench/containerd.ts";
-import { measurePods, type PodsReport, type RuntimeResult } from "../bench/pods.ts";
+import { measurePods, perPodMemory, type PodsReport, type RuntimeResult } from "../bench/pods.ts";
 import type { BenchContext } from "../bench/run.ts";
 import { formatTable } from "../bench/stats.ts";
 import { requireBinary } from "../helpers/daemon.ts";
@@ -78,13 +78,19 @@ describe("pods benchmark smoke run", () => {
       expect(r.firstStartMs).toBeGreaterThan(0);
       expect(r.idle?.daemonRss).toBeGreaterThan(0);
       expect(r.withPods?.daemonPss).toBeGreaterThan(0);
-      expect(r.containers).toHaveLength(2 * PODS);
+      // A cold round and a steady round of PODS pods each, then the timed runs.
+      expect(r.containers).toHaveLength(3 * PODS);
+      expect(r.warmZero?.daemonPss).toBeGreaterThan(0);
+      expect(r.warmWithPods?.daemonPss).toBeGreaterThan(0);
+      expect(perPodMemory(r, PODS)).toBeDefined();
     }
     const ctd = result("containerd").withPods;
     expect(ctd?.shims).toBe(PODS);
     expect(ctd?.pauses).toBe(PODS);
     expect(ctd?.shimPss).toBeGreaterThan(0);
     expect(result("crib").withPods?.monitorPss).toBeGreaterThan(0);
+    // The monitor keeps running between the rounds: its private memory is the node-wide cost.
+    expect(result("crib").warmZero?.monitorUss).toBeGreaterThan(0);
   });
 
   test("the tables render with a row per runtime", () => {
