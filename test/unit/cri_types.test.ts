@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateCriTypes, PROTO_FILES } from "../../build/gen_cri_types.ts";
+import { generateCriDescriptor, generateCriTypes, PROTO_FILES } from "../../build/gen_cri_types.ts";
 import { criMethods } from "../../src/cri/proto.ts";
 
 const top = join(import.meta.dir, "../..");
@@ -10,6 +10,11 @@ test("src/cri/types.ts is generated from the current proto files", () => {
   const protos = PROTO_FILES.map((f) => readFileSync(join(top, f), "utf8"));
   const current = readFileSync(join(top, "src/cri/types.ts"), "utf8");
   expect(current).toBe(generateCriTypes(protos));
+});
+
+test("src/cri/descriptor.json, which the daemon loads, is generated from the current proto files", () => {
+  const protos = PROTO_FILES.map((f) => readFileSync(join(top, f), "utf8"));
+  expect(readFileSync(join(top, "src/cri/descriptor.json"), "utf8")).toBe(generateCriDescriptor(protos));
 });
 
 test("the embedded proto yields both services", () => {

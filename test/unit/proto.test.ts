@@ -1,11 +1,11 @@
-// proto/api.proto must match the CRI runtime.v1 wire contract (cri-api v0.36):
-// service methods, stream markers and field numbers the kubelet relies on.
+// The definitions the daemon loads (generated from proto/api.proto; cri_types.test.ts
+// checks they are current) must match the CRI runtime.v1 wire contract (cri-api
+// v0.36): service methods, stream markers and field numbers the kubelet relies on.
 import { describe, expect, test } from "bun:test";
 import protobuf from "protobufjs";
-import protoText from "../../proto/api.proto" with { type: "text" };
+import { criRoot } from "../../src/cri/proto.ts";
 
-const root = protobuf.parse(protoText, { keepCase: true }).root;
-root.resolveAll();
+const root = criRoot();
 
 function type(name: string): protobuf.Type {
   return root.lookupType(`runtime.v1.${name}`);
