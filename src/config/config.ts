@@ -24,6 +24,8 @@ export interface Config {
     progressTimeout: string;
     minBytesPerSecond: number;
     maxConcurrentDownloads: number;
+    /** Flush each unpacked layer to the disk before recording it (survives a power cut). */
+    syncFs: boolean;
     platform: { os: string; architecture: string; variant: string };
   };
   image: { pauseImage: string; pinned: string[] };
@@ -50,6 +52,7 @@ export const CONFIG_SPEC: Spec = obj({
     progressTimeout: duration,
     minBytesPerSecond: int(0),
     maxConcurrentDownloads: int(1, 64),
+    syncFs: bool,
     platform: obj({ os: str(), architecture: str(), variant: str() }),
   }),
   image: obj({ pauseImage: str(), pinned: list(str()) }),
@@ -93,6 +96,7 @@ export function defaultConfig(): Config {
       progressTimeout: "1m",
       minBytesPerSecond: 1024,
       maxConcurrentDownloads: 3,
+      syncFs: true,
       platform: { os: "linux", ...ociArch() },
     },
     image: { pauseImage: "registry.k8s.io/pause:3.10", pinned: [] },

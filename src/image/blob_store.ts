@@ -10,6 +10,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } fro
 import { join } from "node:path";
 import { CribError, deadlineExceeded, errnoCode, errorMessage, failedPrecondition, internal, notFound, resourceExhausted, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
+import { fsyncDir } from "../storage/durable.ts";
 import { digestOf, Hasher, parseDigest, type Digest } from "./digest.ts";
 
 const logger = log.with({ component: "blob-store" });
@@ -462,12 +463,3 @@ async function rehash(fh: FileHandle, length: number, hasher: Hasher): Promise<v
   }
 }
 
-/** fsync a directory so a rename in it survives a crash. */
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

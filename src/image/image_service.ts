@@ -62,7 +62,7 @@ export class ImageService {
 
   constructor(private readonly config: Config, db: Database) {
     this.blobs = new BlobStore(config.root);
-    this.layers = new LayerStore(config.root);
+    this.layers = new LayerStore(config.root, () => this.config.pull.syncFs);
     this.store = new ImageStore(db);
     this.registry = new RegistryClient({ registries: config.registries });
     this.downloads = new Limiter(config.pull.maxConcurrentDownloads);

@@ -1,9 +1,12 @@
 // Unpacked layers: /var/lib/crib/layers/<chainID hex>/, one per layer chain,
 // shared by every image that holds it. A layer is unpacked into a temp dir and
-// renamed into place, so a directory with the final name is always complete.
+// renamed into place, so a directory with the final name is always complete; with
+// pull.syncFs (the default) its files are on the disk before the rename, and the
+// rename before the caller records the layer (see durable.ts).
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode } from "../errors.ts";
+import { fsyncDir, syncFileSystemOf } from "./durable.ts";
 
 const TMP_SUFFIX = ".unpacking";
 
@@ -17,7 +20,11 @@ function hexOf(digest: string): string {
 export class LayerStore {
   readonly dir: string;
 
-  constructor(root: string) {
+  /** `durable`: whether to flush each new layer to the disk before it is renamed in (read per layer: a reload may change it). */
+  constructor(
+    root: string,
+    private readonly durable: () => boolean,
+  ) {
     this.dir = join(root, "layers");
   }
 
@@ -40,8 +47,11 @@ export class LayerStore {
     await mkdir(tmp, { mode: 0o755 });
     try {
       const result = await fill(tmp);
+      const durable = this.durable();
+      if (durable) await syncFileSystemOf(tmp);
       await rm(final, { recursive: true, force: true }); // a dir without a DB row (crash after rename)
       await rename(tmp, final);
+      if (durable) await fsyncDir(this.dir);
       return result;
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
