@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CribError, deadlineExceeded, errnoCode, errorMessage, failedPrecondition, internal, notFound, resourceExhausted, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { fsyncDir } from "../storage/durable.ts";
+import { unlessAborted } from "../util/abortable.ts";
 import { digestOf, Hasher, parseDigest, type Digest } from "./digest.ts";
 
 const logger = log.with({ component: "blob-store" });
@@ -322,10 +323,6 @@ export class BlobStore {
       const inner = new AbortController();
       if (signal.aborted) inner.abort(signal.reason);
       signal.addEventListener("abort", () => inner.abort(signal.reason), { once: true });
-      const aborted = new Promise<never>((_, reject) => {
-        inner.signal.addEventListener("abort", () => reject(inner.signal.reason), { once: true });
-      });
-      aborted.catch(() => {});
 
       // Stall detection: a window with too few bytes aborts the download.
       let windowBytes = 0;
@@ -356,13 +353,13 @@ export class BlobStore {
         const wait = delays[Math.min(retries, delays.length - 1)] ?? 0;
         retries++;
         logger.warn("blob download interrupted, resuming", { blob: d.text, offset, size, attempt: retries, error: problem });
-        await Promise.race([Bun.sleep(wait), aborted]);
+        await unlessAborted(Bun.sleep(wait), inner.signal);
       };
 
       while (offset < size) {
         let source: BlobSource;
         try {
-          source = await Promise.race([opener(offset, inner.signal), aborted]);
+          source = await unlessAborted(opener(offset, inner.signal), inner.signal);
         } catch (e) {
           if (inner.signal.aborted) throw inner.signal.reason;
           if (e instanceof CribError) throw e;
@@ -382,7 +379,7 @@ export class BlobStore {
         const it = body[Symbol.asyncIterator]();
         try {
           for (;;) {
-            const r = await Promise.race([it.next(), aborted]);
+            const r = await unlessAborted(it.next(), inner.signal);
             if (r.done) break;
             const chunk = r.value;
             if (offset + chunk.length > size) {
