@@ -420,9 +420,37 @@ describe.skipIf(!isRoot)("applyLayer: breakouts are refused or contained", () =>
   test("hardlink through a relative symlink climbing out", () =>
     expectRefused([{ type: "dir", path: "x/" }, { type: "symlink", path: "x/up", target: "../.." }, { type: "hardlink", path: "h", target: "x/up/outside" }], "h"));
 
-  test("hardlink to a symlink pointing out (chmod through it, containerd HardlinkSymlinkChmod)", () => {
+  test("hardlink to a symlink pointing out links the symlink itself; nothing is changed through it (containerd HardlinkSymlinkChmod)", async () => {
     const b = bed();
-    return expectRefused([{ type: "symlink", path: "ep", target: join(b.sentinel, "shadow") }, { type: "hardlink", path: "sketchy", target: "ep" }], "sketchy", b);
+    const shadow = join(b.sentinel, "shadow");
+    await expectContained(
+      [
+        { type: "symlink", path: "ep", target: shadow },
+        { type: "hardlink", path: "sketchy", target: "ep" },
+        // Entries that would write or chmod through the link if it were followed:
+        { type: "hardlink", path: "again", target: "sketchy" },
+        { type: "file", path: "ep", data: "mine", mode: 0o777 },
+      ],
+      b,
+    );
+    const link = lstatSync(join(b.target, "sketchy"));
+    expect(link.isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(b.target, "sketchy"))).toBe(shadow);
+    expect(lstatSync(join(b.target, "again")).ino).toBe(link.ino);
+    expect(lstatSync(join(b.target, "ep")).isFile()).toBe(true);
+    expect(lstatSync(shadow).mode & 0o777).toBe(0o600);
+  });
+
+  test("hardlinks to a fifo and a device node are applied; to a whiteout refused", async () => {
+    const b = await expectContained([
+      { type: "fifo", path: "p" },
+      { type: "hardlink", path: "p2", target: "p" },
+      { type: "char", path: "null", major: 1, minor: 3 },
+      { type: "hardlink", path: "null2", target: "null" },
+    ]);
+    expect(lstatSync(join(b.target, "p2")).ino).toBe(lstatSync(join(b.target, "p")).ino);
+    expect(lstatSync(join(b.target, "null2")).isCharacterDevice()).toBe(true);
+    await expectRefused([{ type: "file", path: ".wh.gone" }, { type: "hardlink", path: "h", target: "gone" }], "h");
   });
 
   test("hardlink to a directory, and to nothing", async () => {

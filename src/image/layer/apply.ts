@@ -5,8 +5,9 @@
 // The target is a fresh empty directory that belongs to this call (the caller unpacks
 // into `<layers>/<chainID>.tmp-…` and renames it on success, or removes it when this
 // throws). Entry names are cleaned lexically; a name or hardlink target that climbs
-// out of the root, a parent that is a symlink, or a hardlink to anything but a
-// regular file of this layer fails the whole apply with a CribError naming the entry.
+// out of the root, a parent that is a symlink, or a hardlink to something that is not
+// an entry of this layer (or is a directory) fails the whole apply with a CribError
+// naming the entry.
 
 import { createHash } from "node:crypto";
 import { CribError, errnoCode, errorMessage, internal, invalidArgument, permissionDenied, resourceExhausted } from "../../errors.ts";

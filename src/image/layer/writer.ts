@@ -220,8 +220,13 @@ export class LayerWriter {
     }
     const st = lstatOrNull(this.abs(target));
     if (st === null) throw refuse(h, `hardlink target ${JSON.stringify(h.linkname)} does not exist in this layer`);
-    if (!st.isFile()) throw refuse(h, `hardlink target ${JSON.stringify(h.linkname)} is not a regular file`);
-    // link(2) does not follow a symlink, and the target was just checked anyway.
+    if (st.isDirectory()) throw refuse(h, `hardlink target ${JSON.stringify(h.linkname)} is a directory`);
+    // A 0/0 char device here is a whiteout this writer made, not an entry of the layer.
+    if (st.isCharacterDevice() && st.rdev === 0) throw refuse(h, `hardlink target ${JSON.stringify(h.linkname)} is a whiteout`);
+    // Files, and also symlinks, fifos and device nodes (tar allows links to any of
+    // them; containerd and CRI-O apply them). link(2) does not follow a symlink: the new
+    // name is the symlink's inode, and the writer never chmods or chowns through a
+    // hardlink, so a link to a symlink pointing out of the layer reaches nothing.
     this.replacing(rel, () => linkSync(this.abs(target), this.abs(rel)));
   }
 
