@@ -4,6 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
+import { errorMessage } from "../errors.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
 import { bindUnix, createCriServer } from "../cri/server.ts";
 import type { Daemon } from "../daemon/daemon.ts";
@@ -35,6 +36,11 @@ export async function serve(argv: string[]): Promise<number> {
   // SIGHUP would end the process by default: catch it from the start.
   let onHup = () => serveLog.warn("SIGHUP while starting: ignored (send it again once crib is serving)");
   process.on("SIGHUP", () => onHup());
+  // Bun ends the process on a rejection nobody observed. One request's stray promise
+  // must not take the node's runtime down with it: log it as the bug it is, go on.
+  process.on("unhandledRejection", (err: unknown) =>
+    serveLog.error("unhandled promise rejection (a bug; the daemon goes on)", { err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }),
+  );
   const { config, source } = loadConfig(flag(args, "config"));
   setLogLevel(config.log.level);
 

@@ -236,6 +236,9 @@ export class ImageService {
           throw e;
         },
       );
+      // It may fail (a full disk) while the unpack is still winding down, before the
+      // awaits below are reached: an unobserved rejection then would end the daemon.
+      download.catch(() => {});
       let r;
       try {
         if (await tee.decided) {

@@ -70,6 +70,14 @@ export async function startCrib(
   })();
   const logs = () => stderr;
   await waitForSocket(proc, t.socket, logs);
+  let stopping = false;
+  // A daemon that dies under a test takes the file's later tests with it: say why,
+  // in the test output (CI keeps nothing else).
+  void proc.exited.then((code) => {
+    if (stopping || code === 0) return;
+    const tail = stderr.trimEnd().split("\n").slice(-30).join("\n");
+    process.stderr.write(`\ncrib daemon (${t.configPath}) exited unexpectedly with ${code}; its last log lines:\n${tail}\n`);
+  });
   const client = new CriClient(`unix://${t.socket}`);
   return {
     ...t,
@@ -77,11 +85,13 @@ export async function startCrib(
     client,
     logs,
     async stop() {
+      stopping = true;
       client.close();
       proc.kill("SIGTERM");
       return await proc.exited;
     },
     async kill() {
+      stopping = true;
       client.close();
       proc.kill("SIGKILL");
       await proc.exited;
