@@ -19,7 +19,7 @@ import { openDatabase } from "../state/db.ts";
 import { createStatsCollector } from "../stats/stats_collector.ts";
 import { StreamingService } from "../stream/service.ts";
 import { reloadConfig } from "../daemon/reload.ts";
-import { prepareSocketPath, removeSocket, restrictSocket } from "../daemon/socket.ts";
+import { prepareSocketPath, removeSocket, restrictSocket, socketGroupId } from "../daemon/socket.ts";
 import { SystemdNotifier } from "../sys/notify.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
@@ -49,6 +49,7 @@ export async function serve(argv: string[]): Promise<number> {
   await mkdir(config.state, { recursive: true, mode: 0o700 });
 
   protectFromOomKiller();
+  const socketGid = socketGroupId(config.socketGroup); // fails early for an unknown group
   const { replacedStale } = await prepareSocketPath(config.socket);
   if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
 
@@ -72,7 +73,7 @@ export async function serve(argv: string[]): Promise<number> {
   const metrics = startMetricsEndpoint(daemon); // off unless metrics.address is set
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
-  await restrictSocket(config.socket);
+  await restrictSocket(config.socket, socketGid);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
   notifyFailed(systemd.ready(`serving on ${config.socket}`));

@@ -13,6 +13,8 @@ export interface RegistryHostConfig { auth?: RegistryAuth; tls?: RegistryTLS }
 
 export interface Config {
   socket: string;
+  /** Group of the CRI socket (name or gid; "" = root's), for a non-root kubelet or agent. */
+  socketGroup: string;
   root: string;
   state: string;
   log: { level: LogLevel };
@@ -37,6 +39,7 @@ const absPath = () => str(ABS_PATH, "must be an absolute path");
 
 export const CONFIG_SPEC: Spec = obj({
   socket: absPath(),
+  socketGroup: str(/^$|^\d+$|^[a-z_][a-z0-9_.-]*\$?$/, "a group name or a numeric gid"),
   root: absPath(),
   state: absPath(),
   log: obj({ level: oneOf(...LOG_LEVELS) }),
@@ -81,6 +84,7 @@ export const DEFAULT_CONFIG_PATH = "/etc/crib/crib.yaml";
 export function defaultConfig(): Config {
   return {
     socket: "/run/crib/crib.sock",
+    socketGroup: "",
     root: "/var/lib/crib",
     state: "/run/crib",
     log: { level: "info" },

@@ -1,8 +1,9 @@
 // The CRI socket's life: parent directory, stale-file handling, mode.
 import { connect } from "node:net";
-import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chmod, chown, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { CribError, errnoCode } from "../errors.ts";
+import { CribError, errnoCode, errorMessage, failedPrecondition } from "../errors.ts";
 
 /** Whether something accepts connections on the unix socket at `path`. */
 export function socketIsLive(path: string): Promise<boolean> {
@@ -43,8 +44,29 @@ export async function prepareSocketPath(path: string): Promise<{ replacedStale: 
   return { replacedStale: true };
 }
 
-/** Socket mode 0660: root and the socket's group (e.g. a kubelet group) only. */
-export async function restrictSocket(path: string): Promise<void> {
+/**
+ * The gid of `group` (a name from /etc/group, or a number) for the `socketGroup`
+ * setting; undefined for "" (the socket keeps root's group).
+ */
+export function socketGroupId(group: string, groupFile = "/etc/group"): number | undefined {
+  if (group === "") return undefined;
+  if (/^\d+$/.test(group)) return Number(group);
+  let text: string;
+  try {
+    text = readFileSync(groupFile, "utf8");
+  } catch (e) {
+    throw failedPrecondition(`socketGroup ${JSON.stringify(group)}: cannot read ${groupFile}: ${errorMessage(e)}`);
+  }
+  for (const line of text.split("\n")) {
+    const [name, , gid] = line.split(":");
+    if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw failedPrecondition(`socketGroup ${JSON.stringify(group)}: no such group in ${groupFile}`);
+}
+
+/** Socket mode 0660: root and the socket's group (socketGroup, e.g. a kubelet group) only. */
+export async function restrictSocket(path: string, gid: number | undefined): Promise<void> {
+  if (gid !== undefined) await chown(path, 0, gid);
   await chmod(path, 0o660);
 }
 

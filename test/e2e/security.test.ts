@@ -45,9 +45,9 @@ afterAll(async () => {
   await Promise.all([reg?.stop(), basicReg?.stop(), tokenReg?.stop()]);
 });
 
-/** `crib ctl version` against the socket as user nobody. */
-function ctlAsNobody(): { code: number; out: string } {
-  const r = Bun.spawnSync(["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", CRIB_BIN, "ctl", "-r", `unix://${crib.socket}`, "--timeout", "3", "version"], { stdout: "pipe", stderr: "pipe" });
+/** `crib ctl version` against the socket as user nobody (group nogroup, 65534, only). */
+function ctlAsNobody(socket = crib.socket): { code: number; out: string } {
+  const r = Bun.spawnSync(["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", CRIB_BIN, "ctl", "-r", `unix://${socket}`, "--timeout", "3", "version"], { stdout: "pipe", stderr: "pipe" });
   return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
 }
 
@@ -65,6 +65,28 @@ describe("the CRI socket", () => {
     } finally {
       chmodSync(crib.socket, 0o660);
     }
+  });
+
+  test("socketGroup gives the socket's group, and only that group, access", async () => {
+    const t = tempConfig({ socketGroup: "nogroup" });
+    const other = await startCrib({}, t);
+    try {
+      chmodSync(t.dir, 0o755);
+      chmodSync(dirname(t.socket), 0o755);
+      const st = lstatSync(t.socket);
+      expect([st.mode & 0o777, st.uid, st.gid]).toEqual([0o660, 0, NOBODY]);
+      expect(ctlAsNobody(t.socket).out).toContain("RuntimeName:  crib");
+    } finally {
+      await shutdownCrib(other);
+      other.cleanup();
+    }
+  });
+
+  test("an unknown socketGroup stops the daemon at start-up, naming it", async () => {
+    const t = tempConfig({ socketGroup: "no-such-group" });
+    const r = Bun.spawnSync([CRIB_BIN, "serve", "--config", t.configPath], { stdout: "pipe", stderr: "pipe" });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr.toString()).toContain('socketGroup "no-such-group": no such group in /etc/group');
   });
 });
 
