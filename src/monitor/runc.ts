@@ -3,10 +3,19 @@
 import { readFileSync } from "node:fs";
 import { CribError, failedPrecondition, internal, notFound } from "../errors.ts";
 import type { RuntimeRef } from "./protocol.ts";
+import { Limiter } from "../util/limiter.ts";
 import { runCommand, spawnTracked } from "./spawn.ts";
 
 /** runc create/start/kill/delete each get this long before we SIGKILL runc. */
 const RUNC_TIMEOUT_MS = 120_000;
+
+/**
+ * `runc create`s running at once. A burst (a node starting 100 pods) would otherwise
+ * run them all together on a few cores, each slowed by all the others, so that every
+ * one finished near the end; in turn, the first ones finish early and their pods get
+ * going while the rest wait.
+ */
+const createSlots = new Limiter(Math.max(2, 2 * navigator.hardwareConcurrency));
 
 export function runcBase(rt: RuntimeRef, logFile?: string): string[] {
   const argv = [rt.path, "--root", rt.root];
@@ -66,10 +75,13 @@ export async function runcCreate(
   const argv = [...runcBase(rt, logFile), "create", "--bundle", bundle, "--pid-file", pidFile];
   if (consoleSocket !== undefined) argv.push("--console-socket", consoleSocket);
   argv.push(id);
-  const proc = spawnTracked(argv, { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr, cwd: bundle });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), RUNC_TIMEOUT_MS);
-  const code = await proc.exited;
-  clearTimeout(timer);
+  const code = await createSlots.run(async () => {
+    const proc = spawnTracked(argv, { stdin: stdio.stdin, stdout: stdio.stdout, stderr: stdio.stderr, cwd: bundle });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), RUNC_TIMEOUT_MS);
+    const exited = await proc.exited;
+    clearTimeout(timer);
+    return exited;
+  });
   if (code !== 0) {
     const msg = lastRuncError(logFile) ?? `exit code ${code}`;
     throw /exists/.test(msg) ? new CribError("already_exists", `runc create of container ${id} failed: ${msg}`) : runcError("runc create", id, msg);
