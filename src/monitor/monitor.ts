@@ -11,7 +11,7 @@ import { openFifoWriter, openStdinForContainer, closeFd } from "./pipes.ts";
 import { readProcStat } from "./proc_stat.ts";
 import { containerDir, isValidContainerId, type AttachInfo, type ContainerState, type CreateRequest, type ExecRequest, type ExecResult, type ExitInfo } from "./protocol.ts";
 import { Reaper } from "./reaper.ts";
-import { runcCreate, runcDelete, runcKill, runcStart, runcState } from "./runc.ts";
+import { runcCreate, runcDelete, runcKill, runcStart, runcState, runtimeName } from "./runc.ts";
 import { readState, type PersistedContainer } from "./state_store.ts";
 import type { StreamName } from "./cri_log.ts";
 
@@ -222,7 +222,7 @@ export class Monitor {
         consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}.sock`);
         await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin: "ignore", stdout: "ignore", stderr: "ignore" }, consoleSock.path);
         const term = await consoleSock.receive({ timeoutMs: CONSOLE_WAIT_MS }).catch((err: unknown) => {
-          throw internal(`runc create of TTY container ${req.id} sent no terminal: ${errorMessage(err)}`, err);
+          throw internal(`${runtimeName(req.runtime)} create of TTY container ${req.id} sent no terminal: ${errorMessage(err)}`, err);
         });
         c.setTerminal(term.fd);
         c.attachOutput();
@@ -241,7 +241,7 @@ export class Monitor {
         for (const fd of fds.splice(0)) closeFd(fd);
       }
       const pid = Number(readFileSync(pidFile, "utf8").trim());
-      if (!Number.isInteger(pid) || pid <= 0) throw internal(`runc create of container ${req.id} wrote no valid pid to ${pidFile}`);
+      if (!Number.isInteger(pid) || pid <= 0) throw internal(`${runtimeName(req.runtime)} create of container ${req.id} wrote no valid pid to ${pidFile}`);
       st.pid = pid;
       const ps = readProcStat(pid);
       if (ps !== undefined) st.pidStartTime = ps.startTime;

@@ -17,6 +17,11 @@ const RUNC_TIMEOUT_MS = 120_000;
  */
 const createSlots = new Limiter(Math.max(2, 2 * navigator.hardwareConcurrency));
 
+/** What errors call the OCI runtime: its program's name ("runc", "crun"). */
+export function runtimeName(rt: RuntimeRef): string {
+  return rt.path.slice(rt.path.lastIndexOf("/") + 1) || rt.path;
+}
+
 export function runcBase(rt: RuntimeRef, logFile?: string): string[] {
   const argv = [rt.path, "--root", rt.root];
   if (rt.systemdCgroup) argv.push("--systemd-cgroup");
@@ -51,9 +56,9 @@ function runcError(what: string, id: string, message: string): CribError {
   return internal(msg);
 }
 
-async function runRunc(rt: RuntimeRef, args: string[], what: string, id: string): Promise<string> {
+async function runRunc(rt: RuntimeRef, args: string[], id: string): Promise<string> {
   const res = await runCommand([...runcBase(rt), ...args], RUNC_TIMEOUT_MS);
-  if (res.code !== 0) throw runcError(what, id, res.stderr || res.stdout);
+  if (res.code !== 0) throw runcError(`${runtimeName(rt)} ${args[0] ?? ""}`, id, res.stderr || res.stdout);
   return res.stdout;
 }
 
@@ -84,22 +89,23 @@ export async function runcCreate(
   });
   if (code !== 0) {
     const msg = lastRuncError(logFile) ?? `exit code ${code}`;
-    throw /exists/.test(msg) ? new CribError("already_exists", `runc create of container ${id} failed: ${msg}`) : runcError("runc create", id, msg);
+    const what = `${runtimeName(rt)} create`;
+    throw /exists/.test(msg) ? new CribError("already_exists", `${what} of container ${id} failed: ${msg}`) : runcError(what, id, msg);
   }
 }
 
 export async function runcStart(rt: RuntimeRef, id: string): Promise<void> {
-  await runRunc(rt, ["start", id], "runc start", id);
+  await runRunc(rt, ["start", id], id);
 }
 
 export async function runcKill(rt: RuntimeRef, id: string, signal: string, all: boolean): Promise<void> {
-  await runRunc(rt, ["kill", ...(all ? ["--all"] : []), id, signal], "runc kill", id);
+  await runRunc(rt, ["kill", ...(all ? ["--all"] : []), id, signal], id);
 }
 
 /** `runc delete --force`; an unknown container is fine (delete is idempotent). */
 export async function runcDelete(rt: RuntimeRef, id: string): Promise<void> {
   try {
-    await runRunc(rt, ["delete", "--force", id], "runc delete", id);
+    await runRunc(rt, ["delete", "--force", id], id);
   } catch (err) {
     if (err instanceof CribError && err.kind === "not_found") return;
     throw err;
@@ -114,7 +120,7 @@ export interface RuncState {
 /** `runc state`, or null when runc does not know the container. */
 export async function runcState(rt: RuntimeRef, id: string): Promise<RuncState | null> {
   try {
-    const out = await runRunc(rt, ["state", id], "runc state", id);
+    const out = await runRunc(rt, ["state", id], id);
     const st = JSON.parse(out) as { status?: unknown; pid?: unknown };
     return { status: typeof st.status === "string" ? st.status : "unknown", pid: typeof st.pid === "number" ? st.pid : 0 };
   } catch (err) {

@@ -30,7 +30,8 @@ beforeAll(async () => {
   const applets: TarEntry[] = EXTRA_APPLETS.map((a) => ({ type: "hardlink", path: `bin/${a}`, target: "bin/busybox" }));
   image = await pushImage(reg, "pods/busybox:1", { layers: [[...base, ...applets]] });
   userImage = await pushImage(reg, "pods/user:1", { layers: [busyboxLayer()], config: { User: "app" } });
-  crib = await startCrib();
+  // "broken": a RuntimeClass whose OCI runtime always fails (errors must name it).
+  crib = await startCrib({ runtime: { handlers: { runc: { path: "runc" }, broken: { path: "/bin/false" } } } });
   for (const ref of [image.ref, userImage.ref]) await crib.client.call("ImageService", "PullImage", { image: { image: ref }, auth: null });
 });
 
@@ -87,6 +88,16 @@ describe("pod sandboxes", () => {
 });
 
 describe("containers", () => {
+  test("a RuntimeClass whose OCI runtime fails: CreateContainer names that runtime, and nothing is left", async () => {
+    const pod = podConfig("broken-rt");
+    const { pod_sandbox_id } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod, runtime_handler: "broken" });
+    const err = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id, config: containerConfig("c", image.ref, ["true"]), sandbox_config: pod }));
+    expect(err.message).toMatch(/false create of container [0-9a-f]{64} failed/);
+    const { containers } = await crib.client.call("RuntimeService", "ListContainers", { filter: { pod_sandbox_id, id: "", state: null, label_selector: {} } });
+    expect(containers).toEqual([]);
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id });
+  });
+
   test("exit code 0 with both streams and a partial line in the CRI log", async () => {
     const pod = podConfig();
     const { id } = await runContainer(crib.client, pod, containerConfig("streams", image.ref, ["sh", "-c", "echo out; echo err >&2; printf partial"]));
