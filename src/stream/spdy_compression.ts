@@ -14,6 +14,14 @@ import { SpdyProtocolError } from "./spdy_frames.ts";
 const DICT_ID = adler32(SPDY3_DICTIONARY);
 const MAX_STORED = 0xffff;
 
+/** BFINAL 0, BTYPE 00 (then padding to the byte boundary), LEN and its complement. */
+function storedBlockHeader(n: number): Buffer {
+  const h = Buffer.alloc(5);
+  h.writeUInt16LE(n, 1);
+  h.writeUInt16LE(~n & 0xffff, 3);
+  return h;
+}
+
 /** Compresses header blocks for one direction of one connection. */
 export class HeaderCompressor {
   private started = false;
@@ -29,17 +37,16 @@ export class HeaderCompressor {
       parts.push(head);
       this.started = true;
     }
-    // Non-final stored blocks; at least one (an empty one is what a sync flush emits).
-    let off = 0;
-    do {
+    // The data in non-final stored blocks, then the empty stored block a sync flush
+    // ends with. The empty block is not decoration: Go's inflater (kubectl's SPDY
+    // framer) reads on to the next block header before it hands out a stored block's
+    // data, and without the marker that read runs past the frame and fails the next
+    // one ("compressed payload size was incorrect").
+    for (let off = 0; off < block.length; off += MAX_STORED) {
       const n = Math.min(MAX_STORED, block.length - off);
-      const h = Buffer.alloc(5);
-      h[0] = 0x00; // BFINAL 0, BTYPE 00, then padding to the byte boundary
-      h.writeUInt16LE(n, 1);
-      h.writeUInt16LE(~n & 0xffff, 3);
-      parts.push(h, Buffer.from(block.buffer, block.byteOffset + off, n));
-      off += n;
-    } while (off < block.length);
+      parts.push(storedBlockHeader(n), Buffer.from(block.buffer, block.byteOffset + off, n));
+    }
+    parts.push(storedBlockHeader(0));
     return Buffer.concat(parts);
   }
 }
