@@ -9,7 +9,7 @@
 
 import { childEnv } from "../util/child_env.ts";
 import { randomBytes } from "node:crypto";
-import { closeSync, constants as fsConstants, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { errorMessage } from "../errors.ts";
@@ -28,8 +28,6 @@ const logger = log.with({ component: "stream" });
 const DRAIN_AFTER_EXIT_MS = 1_000;
 /** How long a TTY exec waits for the client's first terminal size before it starts anyway. */
 const FIRST_SIZE_WAIT_MS = 250;
-/** How long stdin is held back waiting for runc to write the exec's pid (its terminal exists then). */
-const CONSOLE_WAIT_MS = 5_000;
 /** Pause the client while this much stdin waits for the process to read it. */
 const STDIN_BACKLOG_BYTES = 1024 * 1024;
 const EOT = Uint8Array.of(4);
@@ -38,7 +36,9 @@ export interface ExecTarget {
   runtime: RuntimeRef;
   containerId: string;
   cmd: string[];
-  /** A private dir for the pid files of running execs. */
+  /** The container's OCI bundle: its config.json holds the process an exec starts from. */
+  bundle: string;
+  /** A private dir for the pid and process files of running execs. */
   workDir: string;
 }
 
@@ -93,49 +93,20 @@ function killByPidFile(pidFile: string, proc: Subprocess): void {
   if (proc.exitCode === null) proc.kill("SIGKILL");
 }
 
-/**
- * Wait until runc has written the exec's pid (it does so once the command's terminal
- * exists), then give that terminal the client's size through /proc/<pid>/fd/0.
- * Best effort: a command that exits at once or a pid file that never comes just ends
- * the wait.
- */
-async function sizeExecTerminal(pidFile: string, proc: Subprocess, size: () => TerminalSize | undefined): Promise<void> {
-  const deadline = performance.now() + CONSOLE_WAIT_MS;
-  let pid = 0;
-  while (proc.exitCode === null && performance.now() < deadline) {
-    try {
-      pid = Number(readFileSync(pidFile, "utf8").trim());
-      if (Number.isInteger(pid) && pid > 0) break;
-    } catch {
-      // not written yet
-    }
-    await Bun.sleep(2);
-  }
-  const s = size();
-  if (!(pid > 0) || s === undefined || proc.exitCode !== null) return;
-  let fd = -1;
-  try {
-    fd = openSync(`/proc/${pid}/fd/0`, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
-    setWindowSize(fd, { cols: s.width, rows: s.height });
-  } catch (err) {
-    logger.debug("cannot size the exec's terminal directly; runc will", { pid, err: errorMessage(err) });
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
-}
-
 /** Run the exec to its end and report its exit code (or why it could not run) on the channel. */
 export async function runExec(target: ExecTarget, ch: CommandChannel): Promise<void> {
   const id = randomBytes(8).toString("hex");
   const pidFile = join(target.workDir, `exec-${id}.pid`);
+  const processFile = join(target.workDir, `exec-${id}.json`);
   try {
-    if (ch.options.tty) await execTty(target, ch, pidFile);
+    if (ch.options.tty) await execTty(target, ch, pidFile, processFile);
     else await execPipes(target, ch, pidFile);
   } catch (err) {
     logger.warn("exec failed", { container: target.containerId, err: errorMessage(err) });
     ch.finish({ error: `exec in container ${target.containerId} failed: ${errorMessage(err)}` });
   } finally {
     rmSync(pidFile, { force: true });
+    rmSync(processFile, { force: true });
   }
 }
 
@@ -193,7 +164,22 @@ async function execPipes(target: ExecTarget, ch: CommandChannel, pidFile: string
   if (!clientGone) ch.finish({ exitCode });
 }
 
-async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string): Promise<void> {
+/**
+ * The process spec of a TTY exec: the container's own (user, capabilities, env, cwd,
+ * as `runc exec` would derive them) with the command, a terminal, TERM, and the
+ * client's terminal size, which runc gives the terminal before the command starts.
+ */
+function writeTtyProcess(target: ExecTarget, size: TerminalSize | undefined, file: string): void {
+  const spec = JSON.parse(readFileSync(join(target.bundle, "config.json"), "utf8")) as { process?: Record<string, unknown> };
+  if (spec.process === undefined) throw new Error(`${target.bundle}/config.json has no process`);
+  const env = (Array.isArray(spec.process.env) ? (spec.process.env as string[]) : []).filter((e) => !e.startsWith("TERM="));
+  const proc: Record<string, unknown> = { ...spec.process, args: target.cmd, terminal: true, env: [...env, "TERM=xterm"] };
+  if (size !== undefined && size.width > 0 && size.height > 0) proc.consoleSize = { height: size.height, width: size.width };
+  else delete proc.consoleSize;
+  writeFileSync(file, JSON.stringify(proc), { mode: 0o600 });
+}
+
+async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string, processFile: string): Promise<void> {
   const o = ch.options;
   // runc allocates the exec's terminal itself and relays it to its own stdio, which
   // must be a terminal too: ours, in raw mode so it passes bytes through untouched.
@@ -217,9 +203,8 @@ async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string):
       logger.debug("terminal resize failed", { err: errorMessage(err) });
     }
   };
-  let consoleReady = false;
   const writeStdin = (chunk: Uint8Array) => {
-    if (!consoleReady) {
+    if (proc === undefined) {
       pendingStdin.push(chunk);
       return;
     }
@@ -258,21 +243,17 @@ async function execTty(target: ExecTarget, ch: CommandChannel, pidFile: string):
     // start with it, so the first thing the command sees is the right size.
     if (ch.hasResize) await Promise.race([gotFirstSize, Bun.sleep(FIRST_SIZE_WAIT_MS)]);
     if (clientGone) return;
-    const argv = [...runcBase(target.runtime), "exec", "--tty", "--pid-file", pidFile, "--env", "TERM=xterm", target.containerId, ...target.cmd];
+    writeTtyProcess(target, size, processFile);
+    const argv = [...runcBase(target.runtime), "exec", "--tty", "--pid-file", pidFile, "--process", processFile, target.containerId];
     proc = Bun.spawn(argv, { stdin: pty.slave, stdout: pty.slave, stderr: pty.slave, env: childEnv() });
   } finally {
     closeSync(pty.slave);
   }
   setNonblock(master, true);
   if (size) resize(size);
+  for (const c of pendingStdin.splice(0)) writeStdin(c);
   // runc's own complaints (the command does not exist) come through the terminal too.
   const out = new Pump(Bun.file(master).stream() as ReadableStream<Uint8Array>, (c) => ch.writeStdout(c));
-  // runc starts the command before it copies our size to the command's terminal; input
-  // sent meanwhile could run `stty size` on a 0x0 terminal. Hold stdin until the
-  // terminal exists and carry the size to it ourselves.
-  await sizeExecTerminal(pidFile, proc, () => size);
-  consoleReady = true;
-  for (const c of pendingStdin.splice(0)) writeStdin(c);
   const exitCode = await proc.exited;
   await drain([out]);
   writer.close();

@@ -2,7 +2,7 @@
 // and hand out a single-use URL on the streaming server where the session runs.
 
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { parseDuration } from "../config/schema.ts";
 import { stateName, type ContainerService } from "../container/container_service.ts";
@@ -50,7 +50,8 @@ export class StreamingService {
     const options = commandOptions("Exec", req);
     const c = this.runningContainer("Exec", req.container_id);
     const runtime = this.containers.runtimeFor(this.pods.get(c.podId));
-    return this.server.url({ kind: "exec", options, target: { runtime, containerId: c.id, cmd: req.cmd, workDir: this.workDir } });
+    const bundle = dirname(this.containers.fs.paths(c.id).rootfs);
+    return this.server.url({ kind: "exec", options, target: { runtime, containerId: c.id, cmd: req.cmd, bundle, workDir: this.workDir } });
   }
 
   attach(req: AttachRequest): string {
