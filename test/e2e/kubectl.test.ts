@@ -10,7 +10,7 @@ import { ContainerState } from "../../src/cri/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, shutdownCrib, startCrib } from "../helpers/daemon.ts";
 import { startFakeApiServer, type FakeApiServer } from "../helpers/fake_apiserver.ts";
-import { busyboxLayer, pushImage } from "../helpers/images.ts";
+import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { freePort, startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import type { TarEntry } from "../helpers/tar.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -19,9 +19,11 @@ const KUBECTL = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].find((p) => exist
 const PAGE = "served through kubectl port-forward\n";
 
 let reg: StartedRegistry;
+let image: PushedImage;
 let crib: CribInstance | undefined;
 let api: FakeApiServer;
 let kubeconfig: string;
+let attachSeq = 0;
 
 interface Run {
   code: number;
@@ -49,7 +51,7 @@ beforeAll(async () => {
     { type: "dir", path: "www/" },
     { type: "file", path: "www/index.html", data: PAGE },
   ];
-  const image = await pushImage(reg, "kubectl/busybox:1", { layers: [[...busyboxLayer(), ...files]] });
+  image = await pushImage(reg, "kubectl/busybox:1", { layers: [[...busyboxLayer(), ...files]] });
   crib = await startCrib();
   await crib.client.call("ImageService", "PullImage", { image: { image: image.ref } });
   const pod = podConfig("web");
@@ -98,6 +100,37 @@ describe.skipIf(KUBECTL === undefined)("kubectl against crib's streaming server"
       const r = await kubectl(["exec", "-i", "web", "-c", "shell", "--", "sh", "-c", "wc -l; cat > /dev/null"], { stdin: input, env });
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe("2000");
+    });
+  }
+
+  for (const [transport, env] of [["WebSocket", {}], ["SPDY/3.1", { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false" }]] as const) {
+    test(`attach -i over ${transport}: stdin in, output out, the container's end ends it`, async () => {
+      const c = crib!;
+      const name = `reader${++attachSeq}`;
+      const pod = podConfig(`attach${attachSeq}`);
+      const { pod_sandbox_id } = await c.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+      const { container_id } = await c.client.call("RuntimeService", "CreateContainer", {
+        pod_sandbox_id,
+        config: { ...containerConfig(name, image.ref, ["sh", "-c", "read a; read b; echo got:$a,$b"]), stdin: true, stdin_once: true },
+        sandbox_config: pod,
+      });
+      await c.client.call("RuntimeService", "StartContainer", { container_id });
+      const pods = await startFakeApiServer(c.client, { namespace: "default", name: `attach${attachSeq}`, podSandboxId: pod_sandbox_id, containers: { [name]: container_id } });
+      try {
+        const proc = Bun.spawn([KUBECTL!, "--kubeconfig", kubeconfig, "--server", pods.url, "attach", "-i", `attach${attachSeq}`, "-c", name], {
+          stdin: new TextEncoder().encode("one\ntwo\n"),
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { ...process.env, ...env },
+        });
+        const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+        const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+        clearTimeout(timer);
+        expect({ out, code }).toEqual({ out: "got:one,two\n", code: 0 });
+        expect(err).not.toContain("error");
+      } finally {
+        await pods.stop();
+      }
     });
   }
 
