@@ -20,7 +20,7 @@ export interface Config {
   log: { level: LogLevel };
   runtime: { default: string; handlers: Record<string, RuntimeHandler>; cgroupDriver: "cgroupfs" | "systemd" };
   cni: { confDir: string; binDirs: string[] };
-  streaming: { address: string; port: number; tokenTTL: string };
+  streaming: { address: string; port: number; tokenTTL: string; idleTimeout: string };
   metrics: { address: string };
   pull: {
     progressTimeout: string;
@@ -49,7 +49,7 @@ export const CONFIG_SPEC: Spec = obj({
     cgroupDriver: oneOf("cgroupfs", "systemd"),
   }),
   cni: obj({ confDir: absPath(), binDirs: list(absPath()) }),
-  streaming: obj({ address: str(), port: int(0, 65535), tokenTTL: duration }),
+  streaming: obj({ address: str(), port: int(0, 65535), tokenTTL: duration, idleTimeout: duration }),
   metrics: obj({ address: str(/^$|^[^:]*:\d+$/, 'host:port, or "" to turn metrics off') }),
   pull: obj({
     progressTimeout: duration,
@@ -94,7 +94,7 @@ export function defaultConfig(): Config {
       cgroupDriver: "cgroupfs",
     },
     cni: { confDir: "/etc/cni/net.d", binDirs: ["/opt/cni/bin", "/usr/lib/cni"] },
-    streaming: { address: "127.0.0.1", port: 0, tokenTTL: "1m" },
+    streaming: { address: "127.0.0.1", port: 0, tokenTTL: "1m", idleTimeout: "4h" },
     metrics: { address: "" },
     pull: {
       progressTimeout: "1m",

@@ -33,6 +33,8 @@ export interface StreamingServerOptions {
   /** 0 picks a free port. */
   port: number;
   tokenTtlMs: number;
+  /** A connection with no traffic either way this long is closed (0: never), as the kubelet's streamIdleTimeout. */
+  idleTimeoutMs: number;
 }
 
 /** The client's protocols from a comma-separated header (possibly repeated). */
@@ -121,6 +123,12 @@ export class StreamingServer {
       return reject(socket, 404, "Not Found", `the ${kind} token is unknown, already used or expired (ask for a new URL)`);
     }
     socket.setNoDelay(true);
+    if (this.opts.idleTimeoutMs > 0) {
+      socket.setTimeout(this.opts.idleTimeoutMs, () => {
+        logger.info("closing an idle streaming connection", { kind, idleMs: this.opts.idleTimeoutMs });
+        socket.destroy();
+      });
+    }
     const upgrade = String(req.headers.upgrade ?? "").toLowerCase();
     try {
       if (upgrade === "spdy/3.1") this.spdy(req, socket, head, sr);

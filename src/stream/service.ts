@@ -28,6 +28,7 @@ export class StreamingService {
       address: config.streaming.address,
       port: config.streaming.port,
       tokenTtlMs: parseDuration(config.streaming.tokenTTL),
+      idleTimeoutMs: parseDuration(config.streaming.idleTimeout),
     });
     this.workDir = join(config.state, "exec");
   }

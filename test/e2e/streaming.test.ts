@@ -12,7 +12,7 @@ import { containerConfig, criError, podConfig, runContainer, statusOf, waitStatu
 import { type CribInstance, requireBinary, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
-import { spdyCommand, spdyPortForward, upgradeRequest, wsCommand, type CommandSession } from "../helpers/streaming_client.ts";
+import { SpdyTestClient, spdyCommand, spdyPortForward, upgradeRequest, wsCommand, type CommandSession } from "../helpers/streaming_client.ts";
 import type { TarEntry } from "../helpers/tar.ts";
 
 let reg: StartedRegistry;
@@ -393,6 +393,28 @@ describe("crib ctl", () => {
     await readUntil(proc.stdout as ReadableStream<Uint8Array>, /(tick)/);
     await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
     expect(await proc.exited).toBe(0);
+  });
+});
+
+describe("streaming.idleTimeout", () => {
+  test("a connection with no traffic is closed; one with output keeps going", async () => {
+    const c = await startCrib({ streaming: { idleTimeout: "1s" } });
+    try {
+      await c.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
+      const { podId, id } = await runContainer(c.client, podConfig("idle"), containerConfig("sleep", image.ref, ["sleep", "1000"]));
+      await waitStatus(c.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+      // Idle: a port-forward connection on which the client opens nothing.
+      const { client } = await SpdyTestClient.connect((await c.client.call("RuntimeService", "PortForward", { pod_sandbox_id: podId, port: [] })).url, ["portforward.k8s.io"]);
+      for (let i = 0; i < 100 && !client.closed; i++) await Bun.sleep(100);
+      expect(client.closed).toBe(true);
+      // Busy: output every 0.3 s for 2.4 s, longer than the timeout in all.
+      const url = (await c.client.call("RuntimeService", "Exec", { container_id: id, cmd: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo $i; sleep 0.3; done"], stdin: false, stdout: true, stderr: true, tty: false, audit_request_id: "" })).url;
+      const r = await (await spdyCommand(url, { stdout: true, stderr: true })).done();
+      expect(r.stdout).toBe("1\n2\n3\n4\n5\n6\n7\n8\n");
+      expect(r.status?.status).toBe("Success");
+    } finally {
+      await stopCrib(c);
+    }
   });
 });
 
