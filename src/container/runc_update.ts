@@ -2,6 +2,7 @@
 // the CRI resources. runc is a stateless CLI here; the monitor is not needed.
 import type { LinuxContainerResources } from "../cri/types.ts";
 import { failedPrecondition, internal, invalidArgument, notFound } from "../errors.ts";
+import { runtimeName } from "../monitor/runc.ts";
 import { childEnv } from "../util/child_env.ts";
 import { planResources } from "./spec/resources.ts";
 
@@ -12,7 +13,7 @@ export async function runcUpdate(runtime: { path: string; root: string }, id: st
   await proc.stdin.end();
   const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
   if (code === 0) return;
-  const msg = `runc update of container ${id} failed (exit ${code}): ${stderr.trim()}`;
+  const msg = `${runtimeName(runtime)} update of container ${id} failed (exit ${code}): ${stderr.trim()}`;
   if (/does not exist|not exist/.test(stderr)) throw notFound(msg);
   if (/not running|is stopped|is paused/.test(stderr)) throw failedPrecondition(msg);
   // The kernel refused a value (below current usage, beyond the machine's CPUs, out of range): the request's fault.

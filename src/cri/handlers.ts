@@ -36,6 +36,7 @@ import { sandboxRun } from "./sandbox_run.ts";
 import { sandboxStats, sandboxStatsList, sandboxStatsStream } from "./sandbox_stats.ts";
 import { sandboxStatus } from "./sandbox_status.ts";
 import { sandboxStop } from "./sandbox_stop.ts";
+import { sandboxUpdateResources } from "./sandbox_update_resources.ts";
 
 export const runtimeHandlers: RuntimeHandlers = {
   Version: runtimeVersion,
@@ -44,6 +45,7 @@ export const runtimeHandlers: RuntimeHandlers = {
   UpdateRuntimeConfig: runtimeUpdateConfig,
   RunPodSandbox: sandboxRun,
   StopPodSandbox: sandboxStop,
+  UpdatePodSandboxResources: sandboxUpdateResources,
   RemovePodSandbox: sandboxRemove,
   PodSandboxStatus: sandboxStatus,
   ListPodSandbox: sandboxList,

@@ -18,7 +18,7 @@ const RUNC_TIMEOUT_MS = 120_000;
 const createSlots = new Limiter(Math.max(2, 2 * navigator.hardwareConcurrency));
 
 /** What errors call the OCI runtime: its program's name ("runc", "crun"). */
-export function runtimeName(rt: RuntimeRef): string {
+export function runtimeName(rt: { path: string }): string {
   return rt.path.slice(rt.path.lastIndexOf("/") + 1) || rt.path;
 }
 

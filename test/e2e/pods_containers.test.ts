@@ -50,6 +50,18 @@ afterAll(async () => {
 });
 
 describe("pod sandboxes", () => {
+  test("UpdatePodSandboxResources: accepted for a pod, NOT_FOUND for none, INVALID_ARGUMENT for a bad value", async () => {
+    const { pod_sandbox_id } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: podConfig("resize") });
+    const resources = { cpu_period: 100000n, cpu_quota: 50000n, cpu_shares: 512n, memory_limit_in_bytes: 256n * 1024n * 1024n, cpuset_cpus: "0", cpuset_mems: "" };
+    await crib.client.call("RuntimeService", "UpdatePodSandboxResources", { pod_sandbox_id, overhead: null, resources });
+    const missing = await criError(crib.client.call("RuntimeService", "UpdatePodSandboxResources", { pod_sandbox_id: "f".repeat(64), overhead: null, resources }));
+    expect(missing.code).toBe(status.NOT_FOUND);
+    const bad = await criError(crib.client.call("RuntimeService", "UpdatePodSandboxResources", { pod_sandbox_id, overhead: null, resources: { ...resources, cpuset_cpus: "zero" } }));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.message).toContain("cpuset_cpus");
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id });
+  });
+
   test("run, status, list, stop and remove (both idempotent)", async () => {
     const cfg = podConfig("lifecycle");
     const { pod_sandbox_id: id } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: cfg });
