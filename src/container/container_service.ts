@@ -38,6 +38,8 @@ export class ContainerService {
   private readonly creates: ClaimedCreates;
   /** Waiters for a container's exit (StopContainer). */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
+  /** Containers whose StartContainer is under way -> whether they exited meanwhile. */
+  private readonly starting = new Map<string, boolean>();
 
   constructor(
     private readonly config: Config,
@@ -175,6 +177,18 @@ export class ContainerService {
   async start(idOrPrefix: string): Promise<void> {
     const c = this.get(idOrPrefix);
     if (c.state !== ContainerState.CONTAINER_CREATED) throw failedPrecondition(`StartContainer: container ${c.id} is ${stateName(c.state)}, not created`);
+    // An exit reported while the start is under way is announced after STARTED, not before.
+    this.starting.set(c.id, false);
+    try {
+      await this.startOnMonitor(c);
+    } finally {
+      const exitedMeanwhile = this.starting.get(c.id) === true;
+      this.starting.delete(c.id);
+      if (exitedMeanwhile) lifecycle.publish({ kind: "container-exited", id: c.id, podId: c.podId });
+    }
+  }
+
+  private async startOnMonitor(c: ContainerRecord): Promise<void> {
     const st = await (await this.monitor()).start(c.id);
     // A container that exits at once may already be reported exited.
     // The daemon's clock, as for created_at: the monitor's start time comes
@@ -279,7 +293,8 @@ export class ContainerService {
       reason: exit.reason,
       message: exit.message ?? "",
     });
-    lifecycle.publish({ kind: "container-exited", id, podId: c.podId });
+    if (this.starting.has(id)) this.starting.set(id, true);
+    else lifecycle.publish({ kind: "container-exited", id, podId: c.podId });
     for (const w of this.exitWaiters.get(id) ?? []) w();
     this.exitWaiters.delete(id);
     logger.info("container exited", { container: id, exitCode: exit.exitCode, reason: exit.reason });

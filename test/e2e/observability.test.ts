@@ -306,6 +306,23 @@ describe("container events", () => {
     await Promise.all([a.done, b.done]);
   });
 
+  test("a container that exits at once: STARTED still comes before STOPPED", async () => {
+    const s = subscribe();
+    await whenLive([s]);
+    const cfg = podConfig("quick");
+    const podId = await runPod(cfg);
+    const E = ContainerEventType;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await startIn(podId, cfg, containerConfig(`quick${i}`, image.ref, ["true"])));
+    for (const cid of ids) {
+      await until(async () => s.got.filter((e) => e.id === cid).length, (n) => n >= 3, "a quick container's events");
+      expect(s.got.filter((e) => e.id === cid).map((e) => e.type)).toEqual([E.CONTAINER_CREATED_EVENT, E.CONTAINER_STARTED_EVENT, E.CONTAINER_STOPPED_EVENT]);
+    }
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    s.stop();
+    await s.done;
+  });
+
   test("a subscriber that stops reading is dropped with RESOURCE_EXHAUSTED; the others and the daemon go on", async () => {
     const fast = subscribe();
     // The stalled client gets a connection of its own (a shared one would share its flow-control window).
