@@ -61,6 +61,15 @@ export function closeFd(fd: number): void {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * Chunks one reader may handle in a row before it lets the event loop turn. Bun's
+ * stream reads ahead: a chunk it has taken from the pipe lives only in this process
+ * until it is in the log, and a monitor killed meanwhile loses it. So a chunk is
+ * written the moment it arrives, and only a reader that keeps getting chunks without
+ * a turn in between (a flooding container) is made to wait.
+ */
+const BURST_CHUNKS = 8;
+
+/**
  * Reads one FIFO (or a TTY container's pty master) through the event loop until EOF (every writer closed) and hands each
  * chunk over as it comes: one bounded chunk per turn, so a flooding container cannot
  * hold back the others. The fd stays owned by the caller (Bun does not close it).
@@ -83,6 +92,8 @@ export class PipeReader {
   private async run(onChunk: (stream: StreamName, chunk: Uint8Array) => void, containerId: string): Promise<"eof" | "stopped"> {
     const reader = Bun.file(this.fd).stream().getReader();
     this.reader = reader;
+    // Chunks handled since the event loop last turned (reset by a setImmediate).
+    let burst = 0;
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -92,10 +103,14 @@ export class PipeReader {
         } catch (err) {
           log.with({ component: "monitor", container: containerId }).error("log write failed", { stream: this.stream, err: errorMessage(err) });
         }
-        // Back to the event loop before the next chunk: while a pipe stays full, Bun's
-        // stream hands out chunk after chunk in microtasks, which would starve the
-        // socket, timers, SIGCHLD and every other container.
-        await nextTurn();
+        // While a pipe stays full, Bun's stream hands out chunk after chunk in
+        // microtasks, which would starve the socket, timers, SIGCHLD and every other
+        // container: past a burst, back to the event loop before the next chunk.
+        if (burst++ === 0) setImmediate(() => (burst = 0));
+        if (burst > BURST_CHUNKS) {
+          await nextTurn();
+          burst = 0;
+        }
       }
     } catch (err) {
       // EIO is how a pty master reads once every process closed the terminal: its EOF.
