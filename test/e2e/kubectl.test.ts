@@ -95,6 +95,18 @@ describe.skipIf(KUBECTL === undefined)("kubectl against crib's streaming server"
       expect(code).toBe(4);
     });
 
+    test(`exec -i over ${transport}: 4 MiB of binary through cat come back byte for byte (kubectl cp's path)`, async () => {
+      const data = new Uint8Array(4 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+      const proc = Bun.spawn([KUBECTL!, "--kubeconfig", kubeconfig, "--server", api.url, "exec", "-i", "web", "-c", "shell", "--", "cat"], { stdin: data, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+      const [out, code] = await Promise.all([new Response(proc.stdout).arrayBuffer(), proc.exited]);
+      clearTimeout(timer);
+      expect(code).toBe(0);
+      expect(out.byteLength).toBe(data.length);
+      expect(Buffer.compare(Buffer.from(out), Buffer.from(data))).toBe(0);
+    });
+
     test(`exec -i over ${transport}: stdin reaches the command and its end closes it`, async () => {
       const input = Array.from({ length: 2000 }, (_, i) => `line ${i}`).join("\n") + "\n";
       const r = await kubectl(["exec", "-i", "web", "-c", "shell", "--", "sh", "-c", "wc -l; cat > /dev/null"], { stdin: input, env });
