@@ -15,7 +15,8 @@ import { freePort, startRegistry, type StartedRegistry } from "../helpers/regist
 import type { TarEntry } from "../helpers/tar.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const KUBECTL = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].find((p) => existsSync(p));
+// CRIB_KUBECTL picks another build (this machine also has 1.27-1.33 side by side).
+const KUBECTL = [process.env.CRIB_KUBECTL ?? "", "/usr/bin/kubectl", "/usr/local/bin/kubectl"].find((p) => p !== "" && existsSync(p));
 const PAGE = "served through kubectl port-forward\n";
 
 let reg: StartedRegistry;
