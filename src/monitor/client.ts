@@ -4,7 +4,7 @@
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { dirname } from "node:path";
-import { CribError, errorMessage, invalidArgument, notFound, unavailable, type ErrorKind } from "../errors.ts";
+import { CribError, errorMessage, internal, invalidArgument, notFound, unavailable, type ErrorKind } from "../errors.ts";
 import {
   containerDir,
   isValidContainerId,
@@ -57,14 +57,27 @@ function closeQuietly(fd: number): void {
 const held = new Map<string, HeldPipes>();
 
 interface Pending {
-  resolve(v: unknown): void;
+  /** `binary`: the raw bytes that followed the response's line (empty if none). */
+  resolve(v: unknown, binary: Buffer): void;
   reject(e: Error): void;
 }
+
+const NO_BYTES = Buffer.alloc(0);
+const NEWLINE = 0x0a;
 
 const ERROR_KINDS = new Set<ErrorKind>([
   "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
   "deadline_exceeded", "unavailable", "permission_denied", "unimplemented", "internal",
 ]);
+
+function parseMessage(line: string): Response | ExitEvent | OutputEvent | OutputEndEvent | undefined {
+  if (line === "") return undefined;
+  try {
+    return JSON.parse(line) as Response | ExitEvent | OutputEvent | OutputEndEvent;
+  } catch {
+    return undefined;
+  }
+}
 
 export class MonitorClient {
   private readonly pending = new Map<number, Pending>();
@@ -82,20 +95,39 @@ export class MonitorClient {
   ) {
     this.stateDir = dirname(socketPath);
     // Pieces of the current line: only new data is searched for the newline, so a
-    // long line (an ExecSync answer is tens of MB of base64) costs linear time.
-    let parts: string[] = [];
-    sock.setEncoding("utf8");
-    sock.on("data", (data: string) => {
+    // long line costs linear time. A response line with `binary` is followed by that
+    // many raw bytes (an ExecSync's output), collected before the response is settled.
+    let parts: Buffer[] = [];
+    let raw: { msg: Response; need: number; have: number; got: Buffer[] } | undefined;
+    sock.on("data", (data: Buffer) => {
       let start = 0;
-      let nl: number;
-      while ((nl = data.indexOf("\n", start)) >= 0) {
-        parts.push(data.slice(start, nl));
-        const line = parts.length === 1 ? parts[0]! : parts.join("");
+      while (start < data.length) {
+        if (raw !== undefined) {
+          const take = Math.min(raw.need - raw.have, data.length - start);
+          raw.got.push(data.subarray(start, start + take));
+          raw.have += take;
+          start += take;
+          if (raw.have === raw.need) {
+            const done = raw;
+            raw = undefined;
+            this.settle(done.msg, Buffer.concat(done.got, done.need));
+          }
+          continue;
+        }
+        const nl = data.indexOf(NEWLINE, start);
+        if (nl < 0) {
+          parts.push(data.subarray(start));
+          break;
+        }
+        parts.push(data.subarray(start, nl));
+        const line = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
         parts = [];
         start = nl + 1;
-        if (line !== "") this.receive(line);
+        const msg = parseMessage(line);
+        if (msg === undefined) continue;
+        if (!("event" in msg) && msg.ok && (msg.binary ?? 0) > 0) raw = { msg, need: msg.binary!, have: 0, got: [] };
+        else this.receive(msg);
       }
-      if (start < data.length) parts.push(data.slice(start));
     });
     sock.on("error", () => undefined);
     sock.on("close", () => this.onClosed());
@@ -116,13 +148,7 @@ export class MonitorClient {
     });
   }
 
-  private receive(line: string): void {
-    let msg: Response | ExitEvent | OutputEvent | OutputEndEvent;
-    try {
-      msg = JSON.parse(line) as Response | ExitEvent | OutputEvent | OutputEndEvent;
-    } catch {
-      return;
-    }
+  private receive(msg: Response | ExitEvent | OutputEvent | OutputEndEvent): void {
     if ("event" in msg) {
       if (msg.event === "exit") for (const fn of this.exitFns) fn(msg.container, msg.exit);
       else if (msg.event === "output") this.outputHandlers.get(msg.container)?.output(msg.stream, new Uint8Array(Buffer.from(msg.data, "base64")));
@@ -133,10 +159,14 @@ export class MonitorClient {
       }
       return;
     }
+    this.settle(msg, NO_BYTES);
+  }
+
+  private settle(msg: Response, binary: Buffer): void {
     const p = this.pending.get(msg.id);
     if (p === undefined) return;
     this.pending.delete(msg.id);
-    if (msg.ok) p.resolve(msg.result);
+    if (msg.ok) p.resolve(msg.result, binary);
     else {
       const kind = ERROR_KINDS.has(msg.error.kind) ? msg.error.kind : "internal";
       p.reject(new CribError(kind, msg.error.message));
@@ -155,10 +185,15 @@ export class MonitorClient {
   }
 
   private call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    return this.callWithBytes<T>(op, args).then((r) => r.result);
+  }
+
+  /** A call whose answer may be followed by raw bytes. */
+  private callWithBytes<T>(op: string, args: Record<string, unknown> = {}): Promise<{ result: T; binary: Buffer }> {
     if (this.closed) return Promise.reject(unavailable("the connection to the monitor is closed"));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: (result, binary) => resolve({ result: result as T, binary }), reject });
       this.sock.write(JSON.stringify({ id, op, ...args }) + "\n");
     });
   }
@@ -184,9 +219,9 @@ export class MonitorClient {
   }
   /** ExecSync: each stream capped at maxOutputBytes (marked when cut); the timeout kills the process. */
   async exec(req: ExecRequest): Promise<ExecResult> {
-    const r = await this.call<WireExecResult>("exec", { req });
-    const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
-    return { exitCode: r.exitCode, stdout: bytes(r.stdout), stderr: bytes(r.stderr), timedOut: r.timedOut, truncated: r.truncated };
+    const { result: r, binary } = await this.callWithBytes<WireExecResult>("exec", { req });
+    if (r.stdoutBytes > binary.length) throw internal(`the monitor's exec answer says ${r.stdoutBytes} bytes of stdout but sent ${binary.length} in all`);
+    return { exitCode: r.exitCode, stdout: binary.subarray(0, r.stdoutBytes), stderr: binary.subarray(r.stdoutBytes), timedOut: r.timedOut, truncated: r.truncated };
   }
   /** Close and reopen the log path (after the kubelet rotated it). */
   async reopenLog(id: string): Promise<void> {

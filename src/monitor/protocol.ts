@@ -70,11 +70,14 @@ export interface ExecResult {
   truncated: boolean;
 }
 
-/** ExecResult on the wire. */
+/**
+ * ExecResult on the wire: the response line carries `binary` (stdoutBytes + the
+ * stderr length) and the output follows the line as raw bytes, stdout then stderr.
+ * Base64 inside the JSON line cost ~6x a 16 MiB answer in memory on both sides.
+ */
 export interface WireExecResult {
   exitCode: number;
-  stdout: string;
-  stderr: string;
+  stdoutBytes: number;
   timedOut: boolean;
   truncated: boolean;
 }
@@ -112,7 +115,8 @@ export interface WireError {
   message: string;
 }
 
-export type Response = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
+/** `binary`: that many raw bytes follow the response's line and belong to it. */
+export type Response = { id: number; ok: true; result: unknown; binary?: number } | { id: number; ok: false; error: WireError };
 
 export interface ExitEvent {
   event: "exit";

@@ -83,8 +83,12 @@ class Connection {
 
   /** Queue `text`; `flushed` runs once it (and all before it) reached the kernel. */
   write(text: string, flushed?: () => void): void {
+    this.writeBytes(Connection.encoder.encode(text), flushed);
+  }
+
+  /** Queue raw bytes (the output after an exec answer's line). */
+  writeBytes(bytes: Uint8Array, flushed?: () => void): void {
     if (this.closed) return;
-    const bytes = Connection.encoder.encode(text);
     if (this.queued === 0) {
       const n = this.socket.write(bytes);
       if (n >= bytes.length) {
@@ -122,6 +126,15 @@ class Connection {
     this.closed = true;
     this.socket.terminate();
   }
+}
+
+/** An exec's answer: its line, and the output sent raw after it. */
+class ExecAnswer {
+  constructor(
+    readonly wire: WireExecResult,
+    readonly stdout: Uint8Array,
+    readonly stderr: Uint8Array,
+  ) {}
 }
 
 export class MonitorServer {
@@ -219,6 +232,7 @@ export class MonitorServer {
     let id = 0;
     let resp: Response;
     let after: (() => void) | undefined;
+    let binary: Uint8Array[] = [];
     try {
       const msg = JSON.parse(line) as unknown;
       if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw invalidArgument("a request must be a JSON object");
@@ -236,13 +250,21 @@ export class MonitorServer {
       } else {
         result = await this.monitor.op(() => this.dispatch(c, op, args));
       }
-      resp = { id, ok: true, result: result ?? null };
+      if (result instanceof ExecAnswer) {
+        binary = [result.stdout, result.stderr];
+        resp = { id, ok: true, result: result.wire, binary: result.stdout.length + result.stderr.length };
+      } else {
+        resp = { id, ok: true, result: result ?? null };
+      }
     } catch (err) {
       const kind = err instanceof CribError ? err.kind : err instanceof SyntaxError ? "invalid_argument" : "internal";
       resp = { id, ok: false, error: { kind, message: errorMessage(err) } };
       if (kind === "internal") this.log.error("request failed", { err: errorMessage(err) });
     }
-    c.write(JSON.stringify(resp) + "\n", after);
+    if (binary.length === 0) return c.write(JSON.stringify(resp) + "\n", after);
+    c.write(JSON.stringify(resp) + "\n");
+    for (const b of binary) c.writeBytes(b);
+    if (after) c.writeBytes(new Uint8Array(0), after);
   }
 
   private async dispatch(c: Connection, op: string, args: Args): Promise<unknown> {
@@ -261,7 +283,7 @@ export class MonitorServer {
       case "exec": {
         const r = await m.exec(args.req as Parameters<Monitor["exec"]>[0]);
         if (r.stdout.length + r.stderr.length > BIG_EXEC_BYTES) collectSoon();
-        return { exitCode: r.exitCode, stdout: b64(r.stdout), stderr: b64(r.stderr), timedOut: r.timedOut, truncated: r.truncated } satisfies WireExecResult;
+        return new ExecAnswer({ exitCode: r.exitCode, stdoutBytes: r.stdout.length, timedOut: r.timedOut, truncated: r.truncated }, r.stdout, r.stderr);
       }
       case "reopenLog":
         return m.reopenLog(str(args, "container"));
