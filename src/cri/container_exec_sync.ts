@@ -3,5 +3,7 @@ import type { ExecSyncRequest, ExecSyncResponse } from "./types.ts";
 
 export const containerExecSync = unary<ExecSyncRequest, ExecSyncResponse>(async (d, req) => {
   const r = await d.containers.execSync(req.container_id, req.cmd, Number(req.timeout));
-  return { stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr), exit_code: r.exitCode };
+  // Buffer views of the monitor's bytes, not copies (up to 16 MiB each).
+  const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return { stdout: view(r.stdout), stderr: view(r.stderr), exit_code: r.exitCode };
 });

@@ -70,7 +70,9 @@ export function decodeMessage<T>(type: protobuf.Type, bytes: Uint8Array): T {
 /** Encode a plain object (int64 fields may be bigint, number or string).
  *  Its shape is checked at compile time by the generated types in cri/types. */
 export function encodeMessage(type: protobuf.Type, value: object): Buffer {
-  return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+  const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+  // A view, not a copy: an ExecSync answer can be 32 MiB.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A request that did not decode; the server answers INVALID_ARGUMENT for it. */
