@@ -70,10 +70,22 @@ const ERROR_KINDS = new Set<ErrorKind>([
   "deadline_exceeded", "unavailable", "permission_denied", "unimplemented", "internal",
 ]);
 
-function parseMessage(line: string): Response | ExitEvent | OutputEvent | OutputEndEvent | undefined {
+type Message = Response | ExitEvent | OutputEvent | OutputEndEvent;
+
+/** Raw bytes follow the line of an output event, and of an answer that says so (ExecSync). */
+function bytesFollowing(msg: Response | OutputEvent): number {
+  return "event" in msg ? msg.binary : msg.ok ? (msg.binary ?? 0) : 0;
+}
+
+function carriesBytes(msg: Message): msg is Response | OutputEvent {
+  if ("event" in msg && msg.event !== "output") return false;
+  return bytesFollowing(msg as Response | OutputEvent) > 0;
+}
+
+function parseMessage(line: string): Message | undefined {
   if (line === "") return undefined;
   try {
-    return JSON.parse(line) as Response | ExitEvent | OutputEvent | OutputEndEvent;
+    return JSON.parse(line) as Message;
   } catch {
     return undefined;
   }
@@ -98,7 +110,7 @@ export class MonitorClient {
     // long line costs linear time. A response line with `binary` is followed by that
     // many raw bytes (an ExecSync's output), collected before the response is settled.
     let parts: Buffer[] = [];
-    let raw: { msg: Response; need: number; have: number; got: Buffer[] } | undefined;
+    let raw: { msg: Response | OutputEvent; need: number; have: number; got: Buffer[] } | undefined;
     sock.on("data", (data: Buffer) => {
       let start = 0;
       while (start < data.length) {
@@ -110,7 +122,9 @@ export class MonitorClient {
           if (raw.have === raw.need) {
             const done = raw;
             raw = undefined;
-            this.settle(done.msg, Buffer.concat(done.got, done.need));
+            const bytes = Buffer.concat(done.got, done.need);
+            if ("event" in done.msg) this.output(done.msg, bytes);
+            else this.settle(done.msg, bytes);
           }
           continue;
         }
@@ -125,7 +139,7 @@ export class MonitorClient {
         start = nl + 1;
         const msg = parseMessage(line);
         if (msg === undefined) continue;
-        if (!("event" in msg) && msg.ok && (msg.binary ?? 0) > 0) raw = { msg, need: msg.binary!, have: 0, got: [] };
+        if (carriesBytes(msg)) raw = { msg, need: bytesFollowing(msg), have: 0, got: [] };
         else this.receive(msg);
       }
     });
@@ -148,10 +162,10 @@ export class MonitorClient {
     });
   }
 
-  private receive(msg: Response | ExitEvent | OutputEvent | OutputEndEvent): void {
+  private receive(msg: Message): void {
     if ("event" in msg) {
       if (msg.event === "exit") for (const fn of this.exitFns) fn(msg.container, msg.exit);
-      else if (msg.event === "output") this.outputHandlers.get(msg.container)?.output(msg.stream, new Uint8Array(Buffer.from(msg.data, "base64")));
+      else if (msg.event === "output") this.output(msg, NO_BYTES);
       else if (msg.event === "outputEnd") {
         const h = this.outputHandlers.get(msg.container);
         this.outputHandlers.delete(msg.container);
@@ -160,6 +174,10 @@ export class MonitorClient {
       return;
     }
     this.settle(msg, NO_BYTES);
+  }
+
+  private output(e: OutputEvent, bytes: Buffer): void {
+    this.outputHandlers.get(e.container)?.output(e.stream, bytes);
   }
 
   private settle(msg: Response, binary: Buffer): void {

@@ -139,7 +139,8 @@ export interface OutputEvent {
   event: "output";
   container: string;
   stream: "stdout" | "stderr";
-  data: string;
+  /** The output's length: the bytes follow the event's line, raw. */
+  binary: number;
 }
 
 /** The container's output ended (it exited): the attach is over. */

@@ -30,7 +30,6 @@ function num(args: Args, key: string): number {
   return v;
 }
 
-const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
 
 /**
  * An attach connection whose reader lags this far behind loses output (the log still
@@ -218,7 +217,8 @@ export class MonitorServer {
           return;
         }
         dropping = false;
-        c.write(JSON.stringify({ event: "output", container, stream, data: b64(chunk) } satisfies OutputEvent) + "\n");
+        c.write(JSON.stringify({ event: "output", container, stream, binary: chunk.length } satisfies OutputEvent) + "\n");
+        c.writeBytes(chunk);
       },
       end: () => c.write(JSON.stringify({ event: "outputEnd", container } satisfies OutputEndEvent) + "\n"),
     });
