@@ -22,6 +22,7 @@ import {
   type Response,
   type WireExecResult,
 } from "./protocol.ts";
+import { FrameReader } from "./framing.ts";
 import { readState } from "./state_store.ts";
 
 export type { AttachInfo, ContainerState, CreateRequest, ExecRequest, ExecResult, ExitInfo, MonitorInfo, RuntimeRef } from "./protocol.ts";
@@ -62,8 +63,7 @@ interface Pending {
   reject(e: Error): void;
 }
 
-const NO_BYTES = Buffer.alloc(0);
-const NEWLINE = 0x0a;
+
 
 const ERROR_KINDS = new Set<ErrorKind>([
   "invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted",
@@ -73,13 +73,9 @@ const ERROR_KINDS = new Set<ErrorKind>([
 type Message = Response | ExitEvent | OutputEvent | OutputEndEvent;
 
 /** Raw bytes follow the line of an output event, and of an answer that says so (ExecSync). */
-function bytesFollowing(msg: Response | OutputEvent): number {
-  return "event" in msg ? msg.binary : msg.ok ? (msg.binary ?? 0) : 0;
-}
-
-function carriesBytes(msg: Message): msg is Response | OutputEvent {
-  if ("event" in msg && msg.event !== "output") return false;
-  return bytesFollowing(msg as Response | OutputEvent) > 0;
+function bytesFollowing(msg: Message): number {
+  if ("event" in msg) return msg.event === "output" ? msg.binary : 0;
+  return msg.ok ? (msg.binary ?? 0) : 0;
 }
 
 function parseMessage(line: string): Message | undefined {
@@ -106,43 +102,8 @@ export class MonitorClient {
     readonly socketPath: string,
   ) {
     this.stateDir = dirname(socketPath);
-    // Pieces of the current line: only new data is searched for the newline, so a
-    // long line costs linear time. A response line with `binary` is followed by that
-    // many raw bytes (an ExecSync's output), collected before the response is settled.
-    let parts: Buffer[] = [];
-    let raw: { msg: Response | OutputEvent; need: number; have: number; got: Buffer[] } | undefined;
-    sock.on("data", (data: Buffer) => {
-      let start = 0;
-      while (start < data.length) {
-        if (raw !== undefined) {
-          const take = Math.min(raw.need - raw.have, data.length - start);
-          raw.got.push(data.subarray(start, start + take));
-          raw.have += take;
-          start += take;
-          if (raw.have === raw.need) {
-            const done = raw;
-            raw = undefined;
-            const bytes = Buffer.concat(done.got, done.need);
-            if ("event" in done.msg) this.output(done.msg, bytes);
-            else this.settle(done.msg, bytes);
-          }
-          continue;
-        }
-        const nl = data.indexOf(NEWLINE, start);
-        if (nl < 0) {
-          parts.push(data.subarray(start));
-          break;
-        }
-        parts.push(data.subarray(start, nl));
-        const line = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
-        parts = [];
-        start = nl + 1;
-        const msg = parseMessage(line);
-        if (msg === undefined) continue;
-        if (carriesBytes(msg)) raw = { msg, need: bytesFollowing(msg), have: 0, got: [] };
-        else this.receive(msg);
-      }
-    });
+    const reader = new FrameReader<Message>(parseMessage, bytesFollowing, (msg, bytes) => this.receive(msg, bytes));
+    sock.on("data", (data: Buffer) => reader.feed(data));
     sock.on("error", () => undefined);
     sock.on("close", () => this.onClosed());
   }
@@ -162,10 +123,10 @@ export class MonitorClient {
     });
   }
 
-  private receive(msg: Message): void {
+  private receive(msg: Message, bytes: Buffer): void {
     if ("event" in msg) {
       if (msg.event === "exit") for (const fn of this.exitFns) fn(msg.container, msg.exit);
-      else if (msg.event === "output") this.output(msg, NO_BYTES);
+      else if (msg.event === "output") this.outputHandlers.get(msg.container)?.output(msg.stream, bytes);
       else if (msg.event === "outputEnd") {
         const h = this.outputHandlers.get(msg.container);
         this.outputHandlers.delete(msg.container);
@@ -173,18 +134,10 @@ export class MonitorClient {
       }
       return;
     }
-    this.settle(msg, NO_BYTES);
-  }
-
-  private output(e: OutputEvent, bytes: Buffer): void {
-    this.outputHandlers.get(e.container)?.output(e.stream, bytes);
-  }
-
-  private settle(msg: Response, binary: Buffer): void {
     const p = this.pending.get(msg.id);
     if (p === undefined) return;
     this.pending.delete(msg.id);
-    if (msg.ok) p.resolve(msg.result, binary);
+    if (msg.ok) p.resolve(msg.result, bytes);
     else {
       const kind = ERROR_KINDS.has(msg.error.kind) ? msg.error.kind : "internal";
       p.reject(new CribError(kind, msg.error.message));
@@ -207,12 +160,17 @@ export class MonitorClient {
   }
 
   /** A call whose answer may be followed by raw bytes. */
-  private callWithBytes<T>(op: string, args: Record<string, unknown> = {}): Promise<{ result: T; binary: Buffer }> {
+  private callWithBytes<T>(op: string, args: Record<string, unknown> = {}, payload?: Uint8Array): Promise<{ result: T; binary: Buffer }> {
     if (this.closed) return Promise.reject(unavailable("the connection to the monitor is closed"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: (result, binary) => resolve({ result: result as T, binary }), reject });
-      this.sock.write(JSON.stringify({ id, op, ...args }) + "\n");
+      if (payload === undefined || payload.length === 0) {
+        this.sock.write(JSON.stringify({ id, op, ...args }) + "\n");
+      } else {
+        this.sock.write(JSON.stringify({ id, op, ...args, binary: payload.length }) + "\n");
+        this.sock.write(payload);
+      }
     });
   }
 
@@ -271,7 +229,7 @@ export class MonitorClient {
   async writeStdin(id: string, data: Uint8Array): Promise<void> {
     for (let off = 0; off < data.length; off += STDIN_PIECE) {
       const piece = data.subarray(off, Math.min(data.length, off + STDIN_PIECE));
-      await this.call("writeStdin", { container: id, data: Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).toString("base64") });
+      await this.callWithBytes("writeStdin", { container: id }, piece);
     }
   }
   /** Resize a TTY container's terminal (a no-op for others). */

@@ -101,7 +101,7 @@ export type Request =
   | { id: number; op: "reopenLog"; container: string }
   | { id: number; op: "closeStdin"; container: string }
   | { id: number; op: "attach"; container: string; stdout: boolean; stderr: boolean }
-  | { id: number; op: "writeStdin"; container: string; data: string }
+  | { id: number; op: "writeStdin"; container: string; binary: number }
   | { id: number; op: "resize"; container: string; width: number; height: number }
   | { id: number; op: "delete"; container: string }
   | { id: number; op: "subscribe" }

@@ -3,6 +3,7 @@
 // node:net's JavaScript (streams, events) cost it ~1.8 MiB of heap.
 
 import type { Socket, SocketListener } from "bun";
+import { FrameReader, OversizedLine } from "./framing.ts";
 import { CribError, errorMessage, invalidArgument } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import type { Monitor } from "./monitor.ts";
@@ -61,12 +62,11 @@ function collectSoon(): void {
  * goes out on drain).
  */
 class Connection {
-  inbound = "";
+  reader: FrameReader<Args> | undefined;
   private readonly queue: Uint8Array[] = [];
   private queued = 0;
   private flushedCallbacks: Array<() => void> = [];
   closed = false;
-  private readonly decoder = new TextDecoder();
   private static readonly encoder = new TextEncoder();
 
   constructor(readonly socket: Socket<undefined>) {}
@@ -74,10 +74,6 @@ class Connection {
   /** Bytes written but not yet taken by the kernel. */
   get backlog(): number {
     return this.queued;
-  }
-
-  decode(data: Uint8Array): string {
-    return this.decoder.decode(data, { stream: true });
   }
 
   /** Queue `text`; `flushed` runs once it (and all before it) reached the kernel. */
@@ -162,7 +158,14 @@ export class MonitorServer {
       fd,
       socket: {
         open: (sock) => {
-          this.connections.set(sock, new Connection(sock));
+          const c = new Connection(sock);
+          c.reader = new FrameReader<Args>(
+            (line) => this.parseRequest(c, line),
+            (args) => (typeof args.binary === "number" && args.binary > 0 ? args.binary : 0),
+            (args, bytes) => void this.handle(c, args, bytes),
+            MAX_REQUEST_BYTES,
+          );
+          this.connections.set(sock, c);
         },
         data: (sock, data) => {
           const c = this.connections.get(sock);
@@ -182,17 +185,29 @@ export class MonitorServer {
   }
 
   private receive(c: Connection, data: Uint8Array): void {
-    c.inbound += c.decode(data);
-    let nl: number;
-    while ((nl = c.inbound.indexOf("\n")) >= 0) {
-      const line = c.inbound.slice(0, nl);
-      c.inbound = c.inbound.slice(nl + 1);
-      if (line.trim() !== "") void this.handle(c, line);
-    }
-    if (c.inbound.length > MAX_REQUEST_BYTES) {
-      this.log.warn("closing a connection that sent an oversized request", { bytes: c.inbound.length });
+    try {
+      c.reader?.feed(data);
+    } catch (err) {
+      if (!(err instanceof OversizedLine)) throw err;
+      this.log.warn("closing a connection that sent an oversized request", { err: err.message });
       c.destroy();
     }
+  }
+
+  /** A request line as an object; a line that is not one is answered (id 0) and skipped. */
+  private parseRequest(c: Connection, line: string): Args | undefined {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch (err) {
+      c.write(JSON.stringify({ id: 0, ok: false, error: { kind: "invalid_argument", message: errorMessage(err) } } satisfies Response) + "\n");
+      return undefined;
+    }
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
+      c.write(JSON.stringify({ id: 0, ok: false, error: { kind: "invalid_argument", message: "a request must be a JSON object" } } satisfies Response) + "\n");
+      return undefined;
+    }
+    return msg as Args;
   }
 
   private closed(sock: Socket<undefined>): void {
@@ -228,15 +243,12 @@ export class MonitorServer {
     return info;
   }
 
-  private async handle(c: Connection, line: string): Promise<void> {
+  private async handle(c: Connection, args: Args, bytes: Buffer): Promise<void> {
     let id = 0;
     let resp: Response;
     let after: (() => void) | undefined;
     let binary: Uint8Array[] = [];
     try {
-      const msg = JSON.parse(line) as unknown;
-      if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw invalidArgument("a request must be a JSON object");
-      const args = msg as Args;
       if (typeof args.id !== "number") throw invalidArgument("a request needs a numeric id");
       id = args.id;
       const op = str(args, "op");
@@ -248,7 +260,7 @@ export class MonitorServer {
         result = null;
         after = () => this.hooks.upgrade(cmd as string[]);
       } else {
-        result = await this.monitor.op(() => this.dispatch(c, op, args));
+        result = await this.monitor.op(() => this.dispatch(c, op, args, bytes));
       }
       if (result instanceof ExecAnswer) {
         binary = [result.stdout, result.stderr];
@@ -267,7 +279,7 @@ export class MonitorServer {
     if (after) c.writeBytes(new Uint8Array(0), after);
   }
 
-  private async dispatch(c: Connection, op: string, args: Args): Promise<unknown> {
+  private async dispatch(c: Connection, op: string, args: Args, bytes: Buffer): Promise<unknown> {
     const m = this.monitor;
     switch (op) {
       case "create":
@@ -296,12 +308,10 @@ export class MonitorServer {
         return null;
       case "attach":
         return this.attach(c, str(args, "container"), args.stdout !== false, args.stderr !== false);
-      case "writeStdin": {
-        const data = args.data;
-        if (typeof data !== "string") throw invalidArgument("writeStdin needs data: a base64 string");
-        await m.writeStdin(str(args, "container"), Buffer.from(data, "base64"));
+      case "writeStdin":
+        // The bytes follow the request's line (`binary`).
+        await m.writeStdin(str(args, "container"), bytes);
         return null;
-      }
       case "resize":
         return m.resize(str(args, "container"), num(args, "width"), num(args, "height"));
       case "info":
