@@ -273,10 +273,8 @@ export class MonitorServer {
       resp = { id, ok: false, error: { kind, message: errorMessage(err) } };
       if (kind === "internal") this.log.error("request failed", { err: errorMessage(err) });
     }
-    if (binary.length === 0) return c.write(JSON.stringify(resp) + "\n", after);
-    c.write(JSON.stringify(resp) + "\n");
+    c.write(JSON.stringify(resp) + "\n", after);
     for (const b of binary) c.writeBytes(b);
-    if (after) c.writeBytes(new Uint8Array(0), after);
   }
 
   private async dispatch(c: Connection, op: string, args: Args, bytes: Buffer): Promise<unknown> {
