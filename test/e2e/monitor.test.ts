@@ -203,7 +203,9 @@ describe.skipIf(!canRun)("crib monitor with runc", () => {
       "printf 'last words without newline'",
     ].join("; ");
     const { id, log, state } = await run(script);
-    expect(state.status).toBe("running");
+    // A script this short may have ended by the time start answers (more so since the
+    // monitor logs output the moment it arrives): started it was, either way.
+    expect(["running", "exited"]).toContain(state.status);
     expect(state.pid).toBeGreaterThan(0);
     expect(BigInt(state.startedAtNs!)).toBeGreaterThanOrEqual(BigInt(state.createdAtNs));
     const exit = await waitExit(id);
