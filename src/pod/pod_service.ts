@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Config } from "../config/config.ts";
 import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../cri/types.ts";
-import { errorMessage, invalidArgument, notFound, unimplemented } from "../errors.ts";
+import { errnoCode, errorMessage, internal, invalidArgument, notFound, unimplemented } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
@@ -39,6 +39,18 @@ export interface PodNetwork {
 const SYSCTL_NAME = /^[a-z0-9_]+(\.[a-z0-9_-]+)+$/;
 
 /** Sysctls a pod may set, and which of its namespaces each needs (as the kubelet's safe/unsafe lists assume). */
+/** Write a pod sysctl (the thread is in the pod's namespaces); a value the kernel refuses is the request's fault. */
+function setPodSysctl(name: string, value: string): void {
+  try {
+    writeFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, value);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === "EINVAL" || code === "ERANGE") throw invalidArgument(`RunPodSandbox: sysctl "${name}": the kernel refuses the value ${JSON.stringify(value.slice(0, 100))} (${code})`, e);
+    if (code === "ENOENT") throw invalidArgument(`RunPodSandbox: sysctl "${name}" does not exist in this kernel`, e);
+    throw internal(`RunPodSandbox: setting sysctl "${name}" failed: ${errorMessage(e)}`, e);
+  }
+}
+
 export function sysctlNamespace(name: string): "net" | "ipc" | undefined {
   if (name.startsWith("net.")) return "net";
   if (/^kernel\.(shm(all|max|mni|_rmid_forced)|msg(max|mnb|mni)|sem)$/.test(name) || name.startsWith("fs.mqueue.")) return "ipc";
@@ -106,7 +118,7 @@ export class PodService {
     const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
     try {
       const pinned: PodNamespaces = pinNamespaces(join(dir, "ns"), kinds, hostname, () => {
-        for (const [name, value] of sysctls) writeFileSync(`/proc/sys/${name.replace(/\./g, "/")}`, value);
+        for (const [name, value] of sysctls) setPodSysctl(name, value);
       });
       if (ns?.pid === NamespaceMode.POD) {
         const infra = startPidInfra(join(dir, "ns"));

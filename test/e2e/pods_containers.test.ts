@@ -94,6 +94,11 @@ describe("pod sandboxes", () => {
     const badSysctl = await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: podConfig("sysctl", { linux: { sysctls: { "kernel.hostname": "x" } } }) }));
     expect(badSysctl.code).toBe(status.INVALID_ARGUMENT);
     expect(badSysctl.details).toContain("kernel.hostname");
+    // A namespaced sysctl with a value the kernel refuses (found by the CRI fuzzer: it was INTERNAL).
+    const badValue = await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: podConfig("sysctlv", { linux: { sysctls: { "net.ipv4.ip_unprivileged_port_start": "not a number" } } }) }));
+    expect(badValue.code).toBe(status.INVALID_ARGUMENT);
+    expect(badValue.details).toContain('sysctl "net.ipv4.ip_unprivileged_port_start": the kernel refuses the value "not a number" (EINVAL)');
+    expect((await crib.client.call("RuntimeService", "ListPodSandbox", { filter: null })).items.map((p) => p.metadata?.name)).not.toContain("sysctlv");
     const badHandler = await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: podConfig(), runtime_handler: "nope" }));
     expect(badHandler.code).toBe(status.INVALID_ARGUMENT);
   });
