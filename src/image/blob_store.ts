@@ -251,7 +251,10 @@ export class BlobStore {
     f.waiters++;
     const listener = opts.onProgress?.bind(opts);
     if (listener) f.listeners.add(listener);
+    let left = false;
     const leave = () => {
+      if (left) return;
+      left = true;
       f.waiters--;
       if (listener) f.listeners.delete(listener);
     };
@@ -259,8 +262,13 @@ export class BlobStore {
     return new Promise<EnsureResult>((resolve, reject) => {
       const onAbort = () => {
         leave();
-        if (f.waiters === 0) f.controller.abort(opts.signal?.reason);
-        reject(opts.signal?.reason);
+        const reason: unknown = opts.signal?.reason;
+        const last = f.waiters === 0;
+        if (last) f.controller.abort(reason);
+        // Out of space: the download removes its partial as it stops; the caller hears
+        // once that is done, so a pull that fails on a full disk has given the space back.
+        if (last && reason instanceof CribError && reason.kind === "resource_exhausted") void f.promise.then(() => reject(reason), () => reject(reason));
+        else reject(reason);
       };
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       f.promise.then(
@@ -427,6 +435,15 @@ export class BlobStore {
       await fsyncDir(join(this.root, "blobs", d.algorithm));
       logger.debug("blob stored", { blob: d.text, size, fetched });
       return { digest: d.text, path: final, size, fetched };
+    } catch (e) {
+      // Stopped for lack of space, here or in the unpack this download feeds: give the
+      // space back at once; a partial kept for a resume would hold it on a full disk.
+      if (e instanceof CribError && e.kind === "resource_exhausted") {
+        if (!closed) await fh.close().catch(() => {});
+        closed = true;
+        await rm(partial, { force: true });
+      }
+      throw e;
     } finally {
       clearInterval(stallTimer);
       if (!closed) await fh.close().catch(() => {});

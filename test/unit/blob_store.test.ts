@@ -270,6 +270,22 @@ describe("BlobStore.ensure", () => {
     expect(ingestFiles()).toEqual([`${d.digest.slice(7)}.partial`]);
   });
 
+  test("stopped for lack of space (by the unpack it feeds): the partial is removed, not kept for a resume", async () => {
+    const bytes = content(50_000);
+    const d = descOf(bytes);
+    const ac = new AbortController();
+    const src = async function* (signal: AbortSignal) {
+      for (let i = 0; i < bytes.length && !signal.aborted; i += 1000) {
+        yield bytes.subarray(i, i + 1000);
+        if (i === 20_000) ac.abort(new CribError("resource_exhausted", "disk full: no space left for layer x"));
+        await Bun.sleep(1);
+      }
+    };
+    const e = await rejection(store.ensure(d, async (_o, signal) => src(signal), { signal: ac.signal }));
+    expect(e.kind).toBe("resource_exhausted");
+    expect(ingestFiles()).toEqual([]);
+  });
+
   test("stall detection: a source that never answers", async () => {
     const bytes = content(1000);
     const d = descOf(bytes);
