@@ -138,9 +138,16 @@ export class ImageService {
       for (const l of manifest.layers) hold(l.digest);
       for (const l of manifest.layers) tracker.layer(l.digest, l.size, "waiting");
 
-      const layerRecords = await Promise.all(
-        manifest.layers.map((desc, i) => this.ensureLayer(ref, key, desc, diffIDs[i]!, chains[i]!, i > 0 ? chains[i - 1]! : null, tracker, opts)),
-      );
+      const work = manifest.layers.map((desc, i) => this.ensureLayer(ref, key, desc, diffIDs[i]!, chains[i]!, i > 0 ? chains[i - 1]! : null, tracker, opts));
+      let layerRecords: LayerRecord[];
+      try {
+        layerRecords = await Promise.all(work);
+      } catch (e) {
+        // Out of space: let the other layers end first (on a full disk they soon do), so
+        // none of them stores a blob after the clean-up that gives the space back.
+        if (e instanceof CribError && e.kind === "resource_exhausted") await Promise.allSettled(work);
+        throw e;
+      }
       const layers: LayerRef[] = manifest.layers.map((d, i) => ({ digest: d.digest, size: d.size, mediaType: d.mediaType, diffID: diffIDs[i]!, chainID: chains[i]! }));
       const size = resolved.manifestBytes.length + manifest.config.size + manifest.layers.reduce((a, l) => a + l.size, 0);
       const names = [repoTag(ref), repoDigest(ref, topDigest)].filter((n): n is string => n !== undefined);
