@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
 import { criError } from "../helpers/cri.ts";
 import { CgroupDriver } from "../../src/cri/types.ts";
-import { type CribInstance, runCrib, startCrib, tempConfig } from "../helpers/daemon.ts";
+import { type CribInstance, runCrib, startCrib, tempConfig, untilServing } from "../helpers/daemon.ts";
 
 const started: CribInstance[] = [];
 async function crib(extra: Record<string, unknown> = {}): Promise<CribInstance> {
@@ -49,10 +49,7 @@ describe("crib serve", () => {
 
   test("socket is 0660 and its state dirs are private", async () => {
     const c = await crib();
-    // The mode is set between bind and the announcement (as containerd and CRI-O do):
-    // check it once crib says it is serving.
-    for (let i = 0; i < 250 && !c.logs().includes('"crib is serving"'); i++) await Bun.sleep(20);
-    expect(c.logs()).toContain('"crib is serving"');
+    await untilServing(c); // the mode is set between bind and the announcement
     const st = lstatSync(c.socket);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o660);

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { ContainerState, NamespaceMode } from "../../src/cri/types.ts";
 import { containerConfig, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
-import { type CribInstance, CRIB_BIN, startCrib, tempConfig, shutdownCrib } from "../helpers/daemon.ts";
+import { type CribInstance, CRIB_BIN, startCrib, tempConfig, shutdownCrib, untilServing } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { monitorPid } from "../helpers/leaks.ts";
 import { startRegistry, type BasicRegistry, type StartedRegistry, type TokenRegistry } from "../helpers/registry.ts";
@@ -36,6 +36,7 @@ beforeAll(async () => {
   const registries = { configs: { [basicReg.host]: { auth: { username: basicReg.username, password: basicReg.password } } } };
   writeFileSync(t.configPath, stringify({ socket, root: t.root, state: t.state, log: { level: "debug" }, registries }));
   crib = await startCrib({}, { ...t, socket });
+  await untilServing(crib);
   chmodSync(t.dir, 0o755);
   await crib.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
 });
@@ -71,6 +72,7 @@ describe("the CRI socket", () => {
     const t = tempConfig({ socketGroup: "nogroup" });
     const other = await startCrib({}, t);
     try {
+      await untilServing(other); // the group and mode are set between bind and the announcement
       chmodSync(t.dir, 0o755);
       chmodSync(dirname(t.socket), 0o755);
       const st = lstatSync(t.socket);

@@ -102,6 +102,15 @@ export async function startCrib(
   };
 }
 
+/**
+ * Wait for the daemon's "crib is serving" line: the socket accepts connections a moment
+ * before its group and mode are set (bind, then chown/chmod, as containerd and CRI-O).
+ */
+export async function untilServing(c: CribInstance): Promise<void> {
+  for (let i = 0; i < 250 && !c.logs().includes('"crib is serving"'); i++) await Bun.sleep(20);
+  if (!c.logs().includes('"crib is serving"')) throw new Error(`crib never said it is serving:\n${c.logs()}`);
+}
+
 /** Run dist/crib with args; collect output. */
 export async function runCrib(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([requireBinary(), ...args], { stdout: "pipe", stderr: "pipe" });
