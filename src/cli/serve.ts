@@ -36,6 +36,14 @@ export async function serve(argv: string[]): Promise<number> {
   // SIGHUP would end the process by default: catch it from the start.
   let onHup = () => serveLog.warn("SIGHUP while starting: ignored (send it again once crib is serving)");
   process.on("SIGHUP", () => onHup());
+  // SIGTERM/SIGINT are caught from the start too: the socket accepts connections before
+  // the daemon is done starting, and a stop asked for meanwhile is carried out once it is.
+  let stopAsked: string | undefined;
+  let onStop = (signal: string) => {
+    stopAsked ??= signal;
+  };
+  process.on("SIGTERM", () => onStop("SIGTERM"));
+  process.on("SIGINT", () => onStop("SIGINT"));
   // Bun ends the process on a rejection nobody observed. One request's stray promise
   // must not take the node's runtime down with it: log it as the bug it is, go on.
   process.on("unhandledRejection", (err: unknown) =>
@@ -102,8 +110,8 @@ export async function serve(argv: string[]): Promise<number> {
         resolve(0);
       });
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    onStop = stop;
+    if (stopAsked !== undefined) stop(stopAsked);
   });
 }
 

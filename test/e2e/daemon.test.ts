@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
 import { criError } from "../helpers/cri.ts";
 import { CgroupDriver } from "../../src/cri/types.ts";
-import { type CribInstance, runCrib, startCrib, tempConfig, untilServing } from "../helpers/daemon.ts";
+import { type CribInstance, runCrib, startCrib, tempConfig, untilServing, waitForSocket } from "../helpers/daemon.ts";
 
 const started: CribInstance[] = [];
 async function crib(extra: Record<string, unknown> = {}): Promise<CribInstance> {
@@ -204,8 +204,8 @@ describe("crib faces", () => {
     expect(chmod.exitCode).toBe(0);
     const proc = Bun.spawn([lonely, "serve", "--config", t.configPath], { cwd: t.dir, stderr: "pipe" });
     try {
-      const deadline = Date.now() + 20_000;
-      while (!existsSync(t.socket) && Date.now() < deadline) await Bun.sleep(20);
+      // Accepting connections, not just bound: the file exists a moment before listen().
+      await waitForSocket(proc, t.socket, () => "");
       const client = new CriClient(`unix://${t.socket}`);
       const v = await client.call("RuntimeService", "Version", { version: "v1" });
       client.close();
