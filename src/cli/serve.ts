@@ -6,7 +6,7 @@ import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
 import { errorMessage } from "../errors.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
-import { bindUnix, createCriServer } from "../cri/server.ts";
+import { createCriServer, listenUnix, type UnixListener } from "../cri/server.ts";
 import type { Daemon } from "../daemon/daemon.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
@@ -80,7 +80,7 @@ export async function serve(argv: string[]): Promise<number> {
   const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
   const metrics = startMetricsEndpoint(daemon); // off unless metrics.address is set
   const server = createCriServer(daemon);
-  await bindUnix(server, config.socket);
+  const listener = await listenUnix(server, config.socket);
   await restrictSocket(config.socket, socketGid);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
@@ -101,7 +101,7 @@ export async function serve(argv: string[]): Promise<number> {
       notifyFailed(systemd.stopping());
       closeContainerEvents(daemon); // long-lived streams would hold shutdown for its 5 s grace
       metrics?.stop();
-      void shutdown(server, config.socket).then(async () => {
+      void shutdown(server, listener, config.socket).then(async () => {
         // Interactive execs end with the daemon (their pipes and terminals are ours).
         await streaming.stop();
         await link.close();
@@ -128,7 +128,8 @@ function protectFromOomKiller(): void {
 }
 
 /** Let in-flight RPCs finish for a moment, then close everything. */
-async function shutdown(server: Server, socket: string): Promise<void> {
+async function shutdown(server: Server, listener: UnixListener, socket: string): Promise<void> {
+  const closed = listener.close();
   await new Promise<void>((resolve) => {
     const force = setTimeout(() => {
       server.forceShutdown();
@@ -139,5 +140,6 @@ async function shutdown(server: Server, socket: string): Promise<void> {
       resolve();
     });
   });
+  await closed;
   await removeSocket(socket);
 }

@@ -1,7 +1,9 @@
 // The CRI gRPC server: wires each RPC of RuntimeService and ImageService to its
 // handler; RPCs without one answer UNIMPLEMENTED naming the RPC.
 import type { EventEmitter } from "node:events";
+import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import { rewritingStream } from "../h2/rewriting_stream.ts";
 import type { Daemon } from "../daemon/daemon.ts";
 import { log } from "../log/logger.ts";
 import { instrumentRpc } from "../metrics/rpc_metrics.ts";
@@ -91,9 +93,26 @@ export function createCriServer(d: Daemon): grpc.Server {
   return server;
 }
 
-/** Bind to a unix socket path; resolves once listening. */
-export function bindUnix(server: grpc.Server, socketPath: string): Promise<void> {
+/** The CRI socket: accepts connections and hands them to the gRPC server. */
+export interface UnixListener {
+  /** Stop accepting connections (the gRPC server's shutdown ends the open ones). */
+  close(): Promise<void>;
+}
+
+/**
+ * Listen on a unix socket path; resolves once listening. Connections reach the
+ * gRPC server through an HTTP/2 `:authority` rewriter (src/h2/), so clients that
+ * send the socket path or an empty authority are served like the rest.
+ */
+export function listenUnix(server: grpc.Server, socketPath: string): Promise<UnixListener> {
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = createServer((socket) => injector.injectConnection(rewritingStream(socket)));
   return new Promise((resolve, reject) => {
-    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    listener.once("error", reject);
+    listener.listen(socketPath, () => {
+      listener.off("error", reject);
+      listener.on("error", (err) => rpcLog.error("CRI socket error", { error: err.message }));
+      resolve({ close: () => new Promise<void>((done) => listener.close(() => done())) });
+    });
   });
 }
