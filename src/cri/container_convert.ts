@@ -1,7 +1,7 @@
 // ContainerRecord -> CRI Container / ContainerStatus.
 import type { Daemon } from "../daemon/daemon.ts";
 import type { ContainerRecord } from "../container/container_store.ts";
-import type { Container, ContainerStatus, Out } from "./types.ts";
+import type { Container, ContainerStatus, Out } from "../protocol/types.ts";
 
 /** The digested reference when the image has one (as the kubelet shows imageID), else the image id. */
 function imageRef(d: Daemon, c: ContainerRecord): string {

@@ -16,7 +16,7 @@ import { nowNs } from "../state/boot.ts";
 import { toCriContainerStatus } from "./container_convert.ts";
 import { serverStream } from "./rpc.ts";
 import { toCriPodStatus } from "./sandbox_status.ts";
-import { ContainerEventType, PodSandboxState, type ContainerEventResponse, type GetEventsRequest, type Out } from "./types.ts";
+import { ContainerEventType, PodSandboxState, type ContainerEventResponse, type GetEventsRequest, type Out } from "../protocol/types.ts";
 
 type EventMessage = Out<ContainerEventResponse>;
 

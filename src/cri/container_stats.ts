@@ -9,7 +9,7 @@ import { serverStream, unary } from "./rpc.ts";
 import type {
   ContainerStats, ContainerStatsFilter, ContainerStatsRequest, ContainerStatsResponse, CpuUsage, ListContainerStatsRequest,
   ListContainerStatsResponse, MemoryUsage, Out, PsiStats, StreamContainerStatsRequest, StreamContainerStatsResponse, SwapUsage,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 const u64 = (v: bigint | number | undefined) => (v === undefined ? null : { value: BigInt(v) });
 

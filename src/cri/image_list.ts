@@ -2,7 +2,7 @@ import type { Daemon } from "../daemon/daemon.ts";
 import { toCriImage } from "./image_convert.ts";
 import { batches } from "./filters.ts";
 import { serverStream, unary } from "./rpc.ts";
-import type { Image, ImageFilter, ListImagesRequest, ListImagesResponse, Out, StreamImagesRequest, StreamImagesResponse } from "./types.ts";
+import type { Image, ImageFilter, ListImagesRequest, ListImagesResponse, Out, StreamImagesRequest, StreamImagesResponse } from "../protocol/types.ts";
 
 async function listImages(d: Daemon, filter: ImageFilter | null): Promise<Out<Image>[]> {
   const wanted = filter?.image?.image;

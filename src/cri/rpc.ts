@@ -1,7 +1,7 @@
 // Shapes shared by the CRI handlers: one file per RPC exports a handler built
 // with `unary` or `serverStream`, and server.ts wires them to gRPC.
 import type { Daemon } from "../daemon/daemon.ts";
-import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "./types.ts";
+import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../protocol/types.ts";
 
 export interface CallContext {
   /** The RPC name, for logs and errors. */

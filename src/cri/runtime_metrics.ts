@@ -11,7 +11,7 @@ import {
   MetricType,
   type ListMetricDescriptorsRequest, type ListMetricDescriptorsResponse, type ListPodSandboxMetricsRequest, type ListPodSandboxMetricsResponse,
   type Metric, type Out, type PodSandboxMetrics, type StreamPodSandboxMetricsRequest, type StreamPodSandboxMetricsResponse,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 function toCriMetric(p: MetricPoint): Out<Metric> {
   return { name: p.name, timestamp: p.timestampNs, metric_type: p.kind === "counter" ? MetricType.COUNTER : MetricType.GAUGE, label_values: p.labelValues, value: { value: p.value } };

@@ -2,7 +2,7 @@ import type { Daemon } from "../daemon/daemon.ts";
 import { batches, labelsMatch } from "./filters.ts";
 import { serverStream, unary } from "./rpc.ts";
 import { toCriPod } from "./sandbox_status.ts";
-import type { ListPodSandboxRequest, ListPodSandboxResponse, Out, PodSandbox, PodSandboxFilter, StreamPodSandboxesRequest, StreamPodSandboxesResponse } from "./types.ts";
+import type { ListPodSandboxRequest, ListPodSandboxResponse, Out, PodSandbox, PodSandboxFilter, StreamPodSandboxesRequest, StreamPodSandboxesResponse } from "../protocol/types.ts";
 
 function listPods(d: Daemon, f: PodSandboxFilter | null): Out<PodSandbox>[] {
   return d.pods

@@ -12,7 +12,7 @@ import {
   type ListPodSandboxStatsRequest, type ListPodSandboxStatsResponse, type NetworkInterfaceUsage, type Out, type PodSandboxStats,
   type PodSandboxStatsFilter, type PodSandboxStatsRequest, type PodSandboxStatsResponse, type StreamPodSandboxStatsRequest,
   type StreamPodSandboxStatsResponse,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 function toCriInterface(i: NetDevCounters): Out<NetworkInterfaceUsage> {
   return { name: i.name, rx_bytes: { value: i.rxBytes }, rx_errors: { value: i.rxErrors }, tx_bytes: { value: i.txBytes }, tx_errors: { value: i.txErrors } };

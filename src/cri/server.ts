@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Daemon } from "../daemon/daemon.ts";
 import { log } from "../log/logger.ts";
 import { instrumentRpc } from "../metrics/rpc_metrics.ts";
-import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "./proto.ts";
+import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "../protocol/proto.ts";
 import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
 import { toGrpcStatus } from "./status_codes.ts";

@@ -1,6 +1,6 @@
 // crib ctl pull / images / inspecti / rmi / store.
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import type { PullProgress } from "../cri/types.ts";
+import type { PullProgress } from "../protocol/types.ts";
 import type { CtlContext } from "./ctl.ts";
 import { humanBytes, shortId, table } from "./format.ts";
 

@@ -3,8 +3,8 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import type { ContainerConfig, Out, PodSandboxConfig } from "../cri/types.ts";
-import { ContainerState, PodSandboxState } from "../cri/types.ts";
+import type { ContainerConfig, Out, PodSandboxConfig } from "../protocol/types.ts";
+import { ContainerState, PodSandboxState } from "../protocol/types.ts";
 import type { CtlContext } from "./ctl.ts";
 import { shortId, table } from "./format.ts";
 

@@ -1,6 +1,6 @@
 // crib ctl stats, statsp and events, in crictl's shape.
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import { ContainerEventType, ContainerState, type ContainerEventResponse, type ContainerStats, type PodSandboxStats } from "../cri/types.ts";
+import { ContainerEventType, ContainerState, type ContainerEventResponse, type ContainerStats, type PodSandboxStats } from "../protocol/types.ts";
 import { CriError } from "./client.ts";
 import type { CtlContext } from "./ctl.ts";
 import { humanBytes, shortId, table } from "./format.ts";

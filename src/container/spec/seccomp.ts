@@ -9,8 +9,8 @@ import { constants as fsConstants } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { release } from "node:os";
 import { errnoCode, errorMessage, invalidArgument } from "../../errors.ts";
-import type { SecurityProfile } from "../../cri/types.ts";
-import { SecurityProfile_ProfileType } from "../../cri/types.ts";
+import type { SecurityProfile } from "../../protocol/types.ts";
+import { SecurityProfile_ProfileType } from "../../protocol/types.ts";
 import type { OciSeccomp, OciSeccompAction, OciSeccompArg, OciSeccompOperator, OciSyscall } from "./oci_types.ts";
 import { DEFAULT_SECCOMP_PROFILE } from "./seccomp_default.ts";
 
