@@ -2,12 +2,10 @@
 // Off by default, as in containerd and CRI-O: it is a plain-HTTP, unauthenticated
 // port on every node, so an operator opts in and picks where it listens
 // (":9090" = every interface, "127.0.0.1:9090" = this node only).
-import type { Daemon } from "../daemon/daemon.ts";
 import { errorMessage, invalidArgument, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { registry } from "./crib_metrics.ts";
-import { registerDaemonCollectors } from "./daemon_collectors.ts";
-import { EXPOSITION_CONTENT_TYPE } from "./registry.ts";
+import { EXPOSITION_CONTENT_TYPE, type Registry } from "./registry.ts";
 
 const logger = log.with({ component: "metrics" });
 
@@ -24,12 +22,15 @@ export function parseMetricsAddress(address: string): { hostname: string; port: 
   return { hostname: address.slice(0, i) || "0.0.0.0", port };
 }
 
-/** Start serving when `metrics.address` is set; undefined when metrics are off. */
-export function startMetricsEndpoint(d: Daemon): MetricsEndpoint | undefined {
-  const address = d.config.metrics.address;
+/**
+ * Start serving when `address` (config `metrics.address`) is set; undefined when
+ * metrics are off. `collect` registers the scrape-time collectors first (the
+ * daemon's gauges), so they cost nothing while metrics are off.
+ */
+export function startMetricsEndpoint(address: string, collect: (registry: Registry) => void): MetricsEndpoint | undefined {
   if (address === "") return undefined;
   const { hostname, port } = parseMetricsAddress(address);
-  registerDaemonCollectors(registry, d);
+  collect(registry);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

@@ -2,8 +2,8 @@
 // handler with instrumentRpc() once, when it builds the service table.
 import { status } from "@grpc/grpc-js";
 import { criService, type CriServiceName } from "../protocol/proto.ts";
-import { toGrpcStatus } from "../cri/status_codes.ts";
-import { rpcHandled, rpcSeconds } from "./crib_metrics.ts";
+import { toGrpcStatus } from "./status_codes.ts";
+import { rpcHandled, rpcSeconds } from "../metrics/crib_metrics.ts";
 
 /** gRPC code names as go-grpc-prometheus writes them ("OK", "NotFound", ...). */
 const CODE_NAMES: Record<number, string> = {
