@@ -5,7 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
 import type { ContainerConfig, Out, PodSandboxConfig } from "../protocol/types.ts";
 import { ContainerState, PodSandboxState } from "../protocol/types.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { CtlContext } from "./context.ts";
 import { shortId, table } from "./format.ts";
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2) + "\n";
