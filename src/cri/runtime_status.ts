@@ -1,5 +1,5 @@
 import { redactedConfig } from "../config/config.ts";
-import { runtimeReadiness, networkReadiness } from "../daemon/readiness.ts";
+import { runtimeReadiness, networkReadiness } from "./readiness.ts";
 import { unary } from "./rpc.ts";
 import type { StatusRequest, StatusResponse } from "../protocol/types.ts";
 
