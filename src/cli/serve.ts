@@ -9,7 +9,7 @@ import type { CriContext } from "../cri/context.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
 import { bindUnix, createCriServer } from "../cri/server.ts";
 import { ContainerService } from "../container/container_service.ts";
-import { registerDaemonCollectors } from "../daemon/metrics_collectors.ts";
+import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
 import { ImageService } from "../image/image_service.ts";
 import { startMetricsEndpoint } from "../metrics/endpoint.ts";
@@ -79,7 +79,8 @@ export async function serve(argv: string[]): Promise<number> {
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));
   const streamingUrl = await streaming.start();
   const daemon: CriContext = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
-  const metrics = startMetricsEndpoint(config.metrics.address, (r) => registerDaemonCollectors(r, daemon)); // off unless metrics.address is set
+  const metrics = startMetricsEndpoint(config.metrics.address); // off unless metrics.address is set
+  if (metrics) registerDaemonGauges(daemon);
   const server = createCriServer(daemon);
   await bindUnix(server, config.socket);
   await restrictSocket(config.socket, socketGid);

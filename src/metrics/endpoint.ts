@@ -5,7 +5,7 @@
 import { errorMessage, invalidArgument, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { registry } from "./crib_metrics.ts";
-import { EXPOSITION_CONTENT_TYPE, type Registry } from "./registry.ts";
+import { EXPOSITION_CONTENT_TYPE } from "./registry.ts";
 
 const logger = log.with({ component: "metrics" });
 
@@ -22,15 +22,10 @@ export function parseMetricsAddress(address: string): { hostname: string; port: 
   return { hostname: address.slice(0, i) || "0.0.0.0", port };
 }
 
-/**
- * Start serving when `address` (config `metrics.address`) is set; undefined when
- * metrics are off. `collect` registers the scrape-time collectors first (the
- * daemon's gauges), so they cost nothing while metrics are off.
- */
-export function startMetricsEndpoint(address: string, collect: (registry: Registry) => void): MetricsEndpoint | undefined {
+/** Start serving when `address` (config `metrics.address`) is set; undefined when metrics are off. */
+export function startMetricsEndpoint(address: string): MetricsEndpoint | undefined {
   if (address === "") return undefined;
   const { hostname, port } = parseMetricsAddress(address);
-  collect(registry);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

@@ -4,7 +4,8 @@
 import { readdirSync } from "node:fs";
 import { containerEventStats } from "../cri/container_events.ts";
 import type { CriContext } from "../cri/context.ts";
-import type { FamilySnapshot, Registry } from "../metrics/registry.ts";
+import { registry } from "../metrics/crib_metrics.ts";
+import type { FamilySnapshot } from "../metrics/registry.ts";
 
 const CONTAINER_STATES = ["created", "running", "exited", "unknown"];
 const POD_STATES = ["ready", "notready"];
@@ -24,7 +25,8 @@ function openFds(): number | undefined {
   }
 }
 
-export function registerDaemonCollectors(registry: Registry, d: CriContext): void {
+/** Into the registry /metrics serves; called once, when the endpoint is on. */
+export function registerDaemonGauges(d: CriContext): void {
   registry.collect((): FamilySnapshot[] => {
     const events = containerEventStats(d);
     const cpu = process.cpuUsage();
