@@ -30,9 +30,8 @@ const args = [
   "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),
   "--outfile", outfile,
-  // The dispatcher and one entry per face (src/main.ts loads them by name).
-  join(top, "src/main.ts"),
-  ...["daemon", "monitor", "pause"].map((f) => join(top, "src/faces", `${f}.ts`)),
+  // The binary's entry (the dispatcher) first, then one entry per face, which it loads by name.
+  ...["dispatch", "daemon", "monitor", "pause"].map((f) => join(top, "src/faces", `${f}.ts`)),
 ];
 const started = performance.now();
 const r = Bun.spawnSync(args, { cwd: top, stdout: "inherit", stderr: "inherit" });

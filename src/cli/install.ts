@@ -26,7 +26,7 @@ export function unitFor(binary: string): string {
   return unitTemplate.replaceAll(TEMPLATE_EXEC, binary);
 }
 
-/** Whether this process is the compiled crib (not `bun src/main.ts`, whose execPath is bun itself). */
+/** Whether this process is the compiled crib (not `bun src/faces/dispatch.ts`, whose execPath is bun itself). */
 function isCompiled(): boolean {
   // Bun.main is inside the embedded file system of a compiled binary (import.meta.url is not, with --bytecode).
   return Bun.main.includes("$bunfs") || Bun.main.includes("~BUN");

@@ -5,10 +5,11 @@ import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
 import { errorMessage } from "../errors.ts";
+import type { CriContext } from "../cri/context.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
 import { createCriServer, listenUnix, type UnixListener } from "../cri/server.ts";
-import type { Daemon } from "../daemon/daemon.ts";
 import { ContainerService } from "../container/container_service.ts";
+import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
 import { ImageService } from "../image/image_service.ts";
 import { startMetricsEndpoint } from "../metrics/endpoint.ts";
@@ -77,8 +78,9 @@ export async function serve(argv: string[]): Promise<number> {
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));
   const streamingUrl = await streaming.start();
-  const daemon: Daemon = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
-  const metrics = startMetricsEndpoint(daemon); // off unless metrics.address is set
+  const daemon: CriContext = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
+  const metrics = startMetricsEndpoint(config.metrics.address); // off unless metrics.address is set
+  if (metrics) registerDaemonGauges(daemon);
   const server = createCriServer(daemon);
   const listener = await listenUnix(server, config.socket);
   await restrictSocket(config.socket, socketGid);

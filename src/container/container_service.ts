@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../protocol/types.ts";
 import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";

@@ -1,6 +1,6 @@
 // Container records in the database.
 import type { Database } from "bun:sqlite";
-import type { ContainerConfig } from "../cri/types.ts";
+import type { ContainerConfig } from "../protocol/types.ts";
 import { decodeContainerConfig, encodeContainerConfig } from "../state/codec.ts";
 
 export interface ContainerRecord {

@@ -1,6 +1,6 @@
 // UpdateContainerResources: `runc update --resources -` with the OCI form of
 // the CRI resources. runc is a stateless CLI here; the monitor is not needed.
-import type { LinuxContainerResources } from "../cri/types.ts";
+import type { LinuxContainerResources } from "../protocol/types.ts";
 import { failedPrecondition, internal, invalidArgument, notFound } from "../errors.ts";
 import { runtimeName } from "../monitor/runc.ts";
 import { childEnv } from "../util/child_env.ts";

@@ -1,15 +1,15 @@
 // ContainerRecord -> CRI Container / ContainerStatus.
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import type { ContainerRecord } from "../container/container_store.ts";
-import type { Container, ContainerStatus, Out } from "./types.ts";
+import type { Container, ContainerStatus, Out } from "../protocol/types.ts";
 
 /** The digested reference when the image has one (as the kubelet shows imageID), else the image id. */
-function imageRef(d: Daemon, c: ContainerRecord): string {
+function imageRef(d: CriContext, c: ContainerRecord): string {
   const image = d.images.find(c.imageId);
   return image?.names.find((n) => n.includes("@")) ?? c.imageId;
 }
 
-export function toCriContainer(d: Daemon, c: ContainerRecord): Out<Container> {
+export function toCriContainer(d: CriContext, c: ContainerRecord): Out<Container> {
   return {
     id: c.id,
     pod_sandbox_id: c.podId,
@@ -24,7 +24,7 @@ export function toCriContainer(d: Daemon, c: ContainerRecord): Out<Container> {
   };
 }
 
-export function toCriContainerStatus(d: Daemon, c: ContainerRecord): Out<ContainerStatus> {
+export function toCriContainerStatus(d: CriContext, c: ContainerRecord): Out<ContainerStatus> {
   return {
     id: c.id,
     metadata: c.config.metadata,

@@ -7,7 +7,7 @@
 // Unlike containerd (which sends no status once a sandbox is gone), a deleted
 // sandbox's event carries its last status, marked not ready: the kubelet skips
 // events without one.
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import { unavailable } from "../errors.ts";
 import { Fanout, type Subscription } from "../events/fanout.ts";
 import { lifecycle, type LifecycleEvent } from "../events/bus.ts";
@@ -16,7 +16,7 @@ import { nowNs } from "../state/boot.ts";
 import { toCriContainerStatus } from "./container_convert.ts";
 import { serverStream } from "./rpc.ts";
 import { toCriPodStatus } from "./sandbox_status.ts";
-import { ContainerEventType, PodSandboxState, type ContainerEventResponse, type GetEventsRequest, type Out } from "./types.ts";
+import { ContainerEventType, PodSandboxState, type ContainerEventResponse, type GetEventsRequest, type Out } from "../protocol/types.ts";
 
 type EventMessage = Out<ContainerEventResponse>;
 
@@ -31,7 +31,7 @@ class ContainerEventHub {
   readonly fanout = new Fanout<EventMessage>(EVENT_BACKLOG_LIMITS, approxSize, "GetContainerEvents");
   private listening = false;
 
-  constructor(private readonly d: Daemon) {}
+  constructor(private readonly d: CriContext) {}
 
   subscribe(write: (m: EventMessage) => boolean): Subscription {
     if (!this.listening) {
@@ -74,9 +74,9 @@ class ContainerEventHub {
   }
 }
 
-const hubs = new WeakMap<Daemon, ContainerEventHub>();
+const hubs = new WeakMap<CriContext, ContainerEventHub>();
 
-function hubFor(d: Daemon): ContainerEventHub {
+function hubFor(d: CriContext): ContainerEventHub {
   let h = hubs.get(d);
   if (!h) hubs.set(d, (h = new ContainerEventHub(d)));
   return h;
@@ -98,12 +98,12 @@ export const containerEvents = serverStream<GetEventsRequest, ContainerEventResp
 });
 
 /** End every GetContainerEvents stream (daemon shutdown): clients see UNAVAILABLE and resubscribe. */
-export function closeContainerEvents(d: Daemon): void {
+export function closeContainerEvents(d: CriContext): void {
   hubs.get(d)?.fanout.close(unavailable("GetContainerEvents: the daemon is shutting down; subscribe again when it is back"));
 }
 
 /** Subscribers now, and subscribers dropped for falling behind since start (for /metrics). */
-export function containerEventStats(d: Daemon): { subscribers: number; dropped: number } {
+export function containerEventStats(d: CriContext): { subscribers: number; dropped: number } {
   const h = hubs.get(d);
   return { subscribers: h?.fanout.subscribers ?? 0, dropped: h?.fanout.dropped ?? 0 };
 }

@@ -1,5 +1,5 @@
 import { unary } from "./rpc.ts";
-import type { ExecSyncRequest, ExecSyncResponse } from "./types.ts";
+import type { ExecSyncRequest, ExecSyncResponse } from "../protocol/types.ts";
 
 export const containerExecSync = unary<ExecSyncRequest, ExecSyncResponse>(async (d, req) => {
   const r = await d.containers.execSync(req.container_id, req.cmd, Number(req.timeout));

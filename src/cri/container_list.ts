@@ -1,10 +1,10 @@
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import { toCriContainer } from "./container_convert.ts";
 import { batches, labelsMatch } from "./filters.ts";
 import { serverStream, unary } from "./rpc.ts";
-import type { Container, ContainerFilter, ListContainersRequest, ListContainersResponse, Out, StreamContainersRequest, StreamContainersResponse } from "./types.ts";
+import type { Container, ContainerFilter, ListContainersRequest, ListContainersResponse, Out, StreamContainersRequest, StreamContainersResponse } from "../protocol/types.ts";
 
-function listContainers(d: Daemon, f: ContainerFilter | null): Out<Container>[] {
+function listContainers(d: CriContext, f: ContainerFilter | null): Out<Container>[] {
   return d.containers
     .list()
     .filter(

@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errors.ts";
 import { unary } from "./rpc.ts";
-import type { RemoveContainerRequest, RemoveContainerResponse } from "./types.ts";
+import type { RemoveContainerRequest, RemoveContainerResponse } from "../protocol/types.ts";
 
 // Idempotent: removing an absent container succeeds.
 export const containerRemove = unary<RemoveContainerRequest, RemoveContainerResponse>(async (d, req) => {

@@ -1,6 +1,6 @@
 // ContainerStats, ListContainerStats, StreamContainerStats.
 import type { ContainerRecord } from "../container/container_store.ts";
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import type { Psi } from "../stats/cgroup_files.ts";
 import type { ContainerSample } from "../stats/stats_collector.ts";
 import type { CgroupSample } from "../stats/cgroup_sample.ts";
@@ -9,7 +9,7 @@ import { serverStream, unary } from "./rpc.ts";
 import type {
   ContainerStats, ContainerStatsFilter, ContainerStatsRequest, ContainerStatsResponse, CpuUsage, ListContainerStatsRequest,
   ListContainerStatsResponse, MemoryUsage, Out, PsiStats, StreamContainerStatsRequest, StreamContainerStatsResponse, SwapUsage,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 const u64 = (v: bigint | number | undefined) => (v === undefined ? null : { value: BigInt(v) });
 
@@ -68,7 +68,7 @@ export function toCriContainerStats(c: ContainerRecord, s: ContainerSample): Out
   };
 }
 
-export function matchingContainers(d: Daemon, f: ContainerStatsFilter | null): ContainerRecord[] {
+export function matchingContainers(d: CriContext, f: ContainerStatsFilter | null): ContainerRecord[] {
   const all = d.containers.list();
   d.stats.prune(all.map((c) => c.id), d.pods.list().map((p) => p.id));
   return all.filter(
@@ -76,7 +76,7 @@ export function matchingContainers(d: Daemon, f: ContainerStatsFilter | null): C
   );
 }
 
-async function statsOf(d: Daemon, list: ContainerRecord[]): Promise<Out<ContainerStats>[]> {
+async function statsOf(d: CriContext, list: ContainerRecord[]): Promise<Out<ContainerStats>[]> {
   return Promise.all(list.map(async (c) => toCriContainerStats(c, await d.stats.container(c))));
 }
 

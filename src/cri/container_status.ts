@@ -1,6 +1,6 @@
 import { toCriContainerStatus } from "./container_convert.ts";
 import { unary } from "./rpc.ts";
-import type { ContainerStatusRequest, ContainerStatusResponse } from "./types.ts";
+import type { ContainerStatusRequest, ContainerStatusResponse } from "../protocol/types.ts";
 
 export const containerStatus = unary<ContainerStatusRequest, ContainerStatusResponse>(async (d, req) => {
   const c = d.containers.get(req.container_id);

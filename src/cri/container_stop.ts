@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errors.ts";
 import { unary } from "./rpc.ts";
-import type { StopContainerRequest, StopContainerResponse } from "./types.ts";
+import type { StopContainerRequest, StopContainerResponse } from "../protocol/types.ts";
 
 export const containerStop = unary<StopContainerRequest, StopContainerResponse>(async (d, req) => {
   if (req.timeout < 0n) throw invalidArgument(`StopContainer: timeout ${req.timeout} is negative`);

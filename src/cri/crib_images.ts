@@ -1,6 +1,6 @@
 // ImageRecord -> crib.v1 LoadedImage, shared by LoadImages, SaveImages and PinImage.
 import type { ImageRecord } from "../image/image_store.ts";
-import type { LoadedImage, Out } from "./types.ts";
+import type { LoadedImage, Out } from "../protocol/types.ts";
 
 export function toLoadedImage(r: ImageRecord): Out<LoadedImage> {
   return {

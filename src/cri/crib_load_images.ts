@@ -6,7 +6,7 @@ import { invalidArgument } from "../errors.ts";
 import { loadArchive } from "../image/archive/load.ts";
 import { toLoadedImage } from "./crib_images.ts";
 import { unary } from "./rpc.ts";
-import type { LoadImagesRequest, LoadImagesResponse } from "./types.ts";
+import type { LoadImagesRequest, LoadImagesResponse } from "../protocol/types.ts";
 
 export const cribLoadImages = unary<LoadImagesRequest, LoadImagesResponse>(async (d, req, ctx) => {
   if (!req.path || !isAbsolute(req.path)) throw invalidArgument(`LoadImages: path must be an absolute path on the node, got ${JSON.stringify(req.path)}`);

@@ -4,7 +4,7 @@
 import { invalidArgument } from "../errors.ts";
 import { toLoadedImage } from "./crib_images.ts";
 import { unary } from "./rpc.ts";
-import type { PinImageRequest, PinImageResponse } from "./types.ts";
+import type { PinImageRequest, PinImageResponse } from "../protocol/types.ts";
 
 export const cribPinImage = unary<PinImageRequest, PinImageResponse>(async (d, req) => {
   if (!req.image) throw invalidArgument("PinImage: image is empty: give a name, tag, digest or image id");

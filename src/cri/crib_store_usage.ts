@@ -1,5 +1,5 @@
 import { unary } from "./rpc.ts";
-import type { StoreUsageRequest, StoreUsageResponse } from "./types.ts";
+import type { StoreUsageRequest, StoreUsageResponse } from "../protocol/types.ts";
 
 export const cribStoreUsage = unary<StoreUsageRequest, StoreUsageResponse>(async (d) => {
   const u = await d.images.usage();

@@ -1,6 +1,6 @@
 import { parseReference, refString } from "../image/reference.ts";
 import { serverStream } from "./rpc.ts";
-import type { PullProgress, WatchPullRequest } from "./types.ts";
+import type { PullProgress, WatchPullRequest } from "../protocol/types.ts";
 
 // Streams progress of pulls of one image until the client goes away.
 export const cribWatchPull = serverStream<WatchPullRequest, PullProgress>(async (d, req, send, ctx) => {

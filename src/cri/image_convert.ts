@@ -1,7 +1,7 @@
 // ImageRecord + image config -> the CRI Image message.
 import type { ImageConfig } from "../image/manifest.ts";
 import type { ImageRecord } from "../image/image_store.ts";
-import type { Image, Out } from "./types.ts";
+import type { Image, Out } from "../protocol/types.ts";
 
 /** The image config's User, as the kubelet wants it: a numeric uid, or a name. */
 export function imageUser(user: string): { uid?: bigint; username: string } {

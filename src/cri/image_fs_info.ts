@@ -1,6 +1,6 @@
 import { nowNs } from "../state/boot.ts";
 import { unary } from "./rpc.ts";
-import type { ImageFsInfoRequest, ImageFsInfoResponse } from "./types.ts";
+import type { ImageFsInfoRequest, ImageFsInfoResponse } from "../protocol/types.ts";
 
 // Bytes and inodes crib itself holds (blobs + unpacked layers), not the whole
 // filesystem: the kubelet's image GC compares this with the disk's capacity.

@@ -1,10 +1,10 @@
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import { toCriImage } from "./image_convert.ts";
 import { batches } from "./filters.ts";
 import { serverStream, unary } from "./rpc.ts";
-import type { Image, ImageFilter, ListImagesRequest, ListImagesResponse, Out, StreamImagesRequest, StreamImagesResponse } from "./types.ts";
+import type { Image, ImageFilter, ListImagesRequest, ListImagesResponse, Out, StreamImagesRequest, StreamImagesResponse } from "../protocol/types.ts";
 
-async function listImages(d: Daemon, filter: ImageFilter | null): Promise<Out<Image>[]> {
+async function listImages(d: CriContext, filter: ImageFilter | null): Promise<Out<Image>[]> {
   const wanted = filter?.image?.image;
   const records = wanted ? [d.images.find(wanted)].filter((r) => r !== undefined) : d.images.list();
   return Promise.all(records.map(async (r) => toCriImage(r, await d.images.imageConfig(r))));

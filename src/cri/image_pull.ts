@@ -1,7 +1,7 @@
 import { assertImageSpec } from "../image/image_service.ts";
 import type { AuthConfig as RegistryAuth } from "../image/registry/client.ts";
 import { unary } from "./rpc.ts";
-import type { AuthConfig, PullImageRequest, PullImageResponse } from "./types.ts";
+import type { AuthConfig, PullImageRequest, PullImageResponse } from "../protocol/types.ts";
 
 function registryAuth(a: AuthConfig | null): RegistryAuth | undefined {
   if (!a) return undefined;

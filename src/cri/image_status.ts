@@ -1,7 +1,7 @@
 import { assertImageSpec } from "../image/image_service.ts";
 import { toCriImage } from "./image_convert.ts";
 import { unary } from "./rpc.ts";
-import type { ImageStatusRequest, ImageStatusResponse } from "./types.ts";
+import type { ImageStatusRequest, ImageStatusResponse } from "../protocol/types.ts";
 
 // An absent image is not an error: the kubelet expects `image` unset.
 export const imageStatus = unary<ImageStatusRequest, ImageStatusResponse>(async (d, req) => {

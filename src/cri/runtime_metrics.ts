@@ -1,7 +1,7 @@
 // ListMetricDescriptors, ListPodSandboxMetrics, StreamPodSandboxMetrics: the
 // cAdvisor metrics of ready pods and their containers (src/stats/cadvisor_metrics.ts).
 import type { ContainerRecord } from "../container/container_store.ts";
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { containerMetricPoints, METRIC_DESCRIPTORS, podMetricPoints, type MetricIdentity, type MetricPoint } from "../stats/cadvisor_metrics.ts";
 import { batches } from "./filters.ts";
@@ -11,7 +11,7 @@ import {
   MetricType,
   type ListMetricDescriptorsRequest, type ListMetricDescriptorsResponse, type ListPodSandboxMetricsRequest, type ListPodSandboxMetricsResponse,
   type Metric, type Out, type PodSandboxMetrics, type StreamPodSandboxMetricsRequest, type StreamPodSandboxMetricsResponse,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 function toCriMetric(p: MetricPoint): Out<Metric> {
   return { name: p.name, timestamp: p.timestampNs, metric_type: p.kind === "counter" ? MetricType.COUNTER : MetricType.GAUGE, label_values: p.labelValues, value: { value: p.value } };
@@ -30,7 +30,7 @@ function containerIdentity(p: PodRecord, c: ContainerRecord): MetricIdentity {
   return { ...pod, container: name, id: c.id, image: c.imageRef, name: `k8s_${name}_${md?.name ?? ""}_${md?.namespace ?? ""}_${md?.uid ?? ""}_${c.config.metadata?.attempt ?? 0}` };
 }
 
-async function podMetrics(d: Daemon, p: PodRecord): Promise<Out<PodSandboxMetrics>> {
+async function podMetrics(d: CriContext, p: PodRecord): Promise<Out<PodSandboxMetrics>> {
   const containers = d.containers.store.list(p.id);
   const s = await d.stats.pod(p, containers);
   const byId = new Map(containers.map((c) => [c.id, c]));

@@ -1,7 +1,7 @@
 import { redactedConfig } from "../config/config.ts";
-import { runtimeReadiness, networkReadiness } from "../daemon/readiness.ts";
+import { runtimeReadiness, networkReadiness } from "./readiness.ts";
 import { unary } from "./rpc.ts";
-import type { StatusRequest, StatusResponse } from "./types.ts";
+import type { StatusRequest, StatusResponse } from "../protocol/types.ts";
 
 export const runtimeStatus = unary<StatusRequest, StatusResponse>(async (d, req) => {
   const [runtime, network] = await Promise.all([runtimeReadiness(d.config), networkReadiness(d.config)]);

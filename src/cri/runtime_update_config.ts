@@ -1,5 +1,5 @@
 import { unary } from "./rpc.ts";
-import type { UpdateRuntimeConfigRequest, UpdateRuntimeConfigResponse } from "./types.ts";
+import type { UpdateRuntimeConfigRequest, UpdateRuntimeConfigResponse } from "../protocol/types.ts";
 
 // The kubelet sends the node's pod CIDR (from the Node object) here. crib
 // keeps it for a future config template; the CNI config itself sets the ranges.

@@ -1,5 +1,5 @@
 import { unary } from "./rpc.ts";
-import type { PortForwardRequest, PortForwardResponse } from "./types.ts";
+import type { PortForwardRequest, PortForwardResponse } from "../protocol/types.ts";
 
 /** PortForward: a single-use URL on the streaming server that forwards to ports in the pod. */
 export const sandboxPortForward = unary<PortForwardRequest, PortForwardResponse>(async (d, req) => ({ url: d.streaming.portForward(req) }));

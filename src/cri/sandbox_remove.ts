@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errors.ts";
 import { unary } from "./rpc.ts";
-import type { RemovePodSandboxRequest, RemovePodSandboxResponse } from "./types.ts";
+import type { RemovePodSandboxRequest, RemovePodSandboxResponse } from "../protocol/types.ts";
 
 // Idempotent: removing an absent pod succeeds.
 export const sandboxRemove = unary<RemovePodSandboxRequest, RemovePodSandboxResponse>(async (d, req) => {

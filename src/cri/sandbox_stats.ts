@@ -1,6 +1,6 @@
 // PodSandboxStats, ListPodSandboxStats, StreamPodSandboxStats: the pod's own
 // cgroup (or its containers added up), its network and its containers.
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import type { NetDevCounters } from "../stats/cgroup_files.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import type { PodSample } from "../stats/stats_collector.ts";
@@ -12,13 +12,13 @@ import {
   type ListPodSandboxStatsRequest, type ListPodSandboxStatsResponse, type NetworkInterfaceUsage, type Out, type PodSandboxStats,
   type PodSandboxStatsFilter, type PodSandboxStatsRequest, type PodSandboxStatsResponse, type StreamPodSandboxStatsRequest,
   type StreamPodSandboxStatsResponse,
-} from "./types.ts";
+} from "../protocol/types.ts";
 
 function toCriInterface(i: NetDevCounters): Out<NetworkInterfaceUsage> {
   return { name: i.name, rx_bytes: { value: i.rxBytes }, rx_errors: { value: i.rxErrors }, tx_bytes: { value: i.txBytes }, tx_errors: { value: i.txErrors } };
 }
 
-export async function podStatsOf(d: Daemon, p: PodRecord): Promise<{ sample: PodSample; stats: Out<PodSandboxStats> }> {
+export async function podStatsOf(d: CriContext, p: PodRecord): Promise<{ sample: PodSample; stats: Out<PodSandboxStats> }> {
   const containers = d.containers.store.list(p.id);
   const s = await d.stats.pod(p, containers);
   const t = s.timestampNs;
@@ -43,7 +43,7 @@ export async function podStatsOf(d: Daemon, p: PodRecord): Promise<{ sample: Pod
 }
 
 /** Ready pods that match (stats of stopped pods are of no use; containerd lists only ready ones too). */
-export function matchingPods(d: Daemon, f: PodSandboxStatsFilter | null): PodRecord[] {
+export function matchingPods(d: CriContext, f: PodSandboxStatsFilter | null): PodRecord[] {
   const all = d.pods.list();
   d.stats.prune(d.containers.list().map((c) => c.id), all.map((p) => p.id));
   return all.filter(
@@ -51,7 +51,7 @@ export function matchingPods(d: Daemon, f: PodSandboxStatsFilter | null): PodRec
   );
 }
 
-async function statsOf(d: Daemon, pods: PodRecord[]): Promise<Out<PodSandboxStats>[]> {
+async function statsOf(d: CriContext, pods: PodRecord[]): Promise<Out<PodSandboxStats>[]> {
   return Promise.all(pods.map(async (p) => (await podStatsOf(d, p)).stats));
 }
 

@@ -1,6 +1,6 @@
 import type { PodRecord } from "../pod/pod_store.ts";
 import { unary } from "./rpc.ts";
-import type { Out, PodSandbox, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse } from "./types.ts";
+import type { Out, PodSandbox, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse } from "../protocol/types.ts";
 
 export function toCriPod(p: PodRecord): Out<PodSandbox> {
   return {

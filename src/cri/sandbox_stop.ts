@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errors.ts";
 import { unary } from "./rpc.ts";
-import type { StopPodSandboxRequest, StopPodSandboxResponse } from "./types.ts";
+import type { StopPodSandboxRequest, StopPodSandboxResponse } from "../protocol/types.ts";
 
 // Idempotent: an absent pod is already stopped.
 export const sandboxStop = unary<StopPodSandboxRequest, StopPodSandboxResponse>(async (d, req) => {

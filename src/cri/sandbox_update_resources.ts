@@ -1,7 +1,7 @@
 import { invalidArgument } from "../errors.ts";
 import { planResources } from "../container/spec/resources.ts";
 import { unary } from "./rpc.ts";
-import type { UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse } from "./types.ts";
+import type { UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse } from "../protocol/types.ts";
 
 // The kubelet (in-place pod resize) resizes the pod's own cgroup itself: crib keeps no
 // pod-level cgroup, as containerd without NRI plugins. So the request is checked (the

@@ -4,10 +4,10 @@ import type { EventEmitter } from "node:events";
 import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { rewritingStream } from "../h2/rewriting_stream.ts";
-import type { Daemon } from "../daemon/daemon.ts";
+import type { CriContext } from "./context.ts";
 import { log } from "../log/logger.ts";
-import { instrumentRpc } from "../metrics/rpc_metrics.ts";
-import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "./proto.ts";
+import { instrumentRpc } from "./rpc_metrics.ts";
+import { criMethods, grpcServiceDefinition, MalformedRequest, type CriServiceName } from "../protocol/proto.ts";
 import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
 import { toGrpcStatus } from "./status_codes.ts";
@@ -16,11 +16,11 @@ const rpcLog = log.with({ component: "cri" });
 
 // The typed tables in handlers.ts, seen without their per-RPC types.
 type AnyHandler =
-  | { kind: "unary"; fn: (d: Daemon, req: unknown, ctx: CallContext) => Promise<unknown> }
-  | { kind: "stream"; fn: (d: Daemon, req: unknown, send: (msg: unknown) => void, ctx: CallContext) => Promise<void> };
+  | { kind: "unary"; fn: (d: CriContext, req: unknown, ctx: CallContext) => Promise<unknown> }
+  | { kind: "stream"; fn: (d: CriContext, req: unknown, send: (msg: unknown) => void, ctx: CallContext) => Promise<void> };
 type HandlerTable = Record<string, AnyHandler | undefined>;
 
-function serviceImpl(d: Daemon, service: CriServiceName, table: HandlerTable): grpc.UntypedServiceImplementation {
+function serviceImpl(d: CriContext, service: CriServiceName, table: HandlerTable): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const m of criMethods(service)) {
     const method = m.name;
@@ -81,7 +81,7 @@ function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 1000) / 1000;
 }
 
-export function createCriServer(d: Daemon): grpc.Server {
+export function createCriServer(d: CriContext): grpc.Server {
   // The kubelet sends up to 16 MiB messages (e.g. ListContainers on big nodes).
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 * 1024 * 1024,

@@ -3,8 +3,8 @@
 // so paths are made absolute here, relative to ctl's working directory.
 import { resolve } from "node:path";
 import { flag, parseArgs, UsageError } from "../cli/args.ts";
-import type { LoadedImage } from "../cri/types.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { LoadedImage } from "../protocol/types.ts";
+import type { CtlContext } from "./context.ts";
 import { humanBytes, shortId } from "./format.ts";
 
 /** Loading a multi-GB archive unpacks every layer: allow it hours, like a pull. */

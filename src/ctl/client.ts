@@ -1,7 +1,7 @@
 // A typed CRI client over a unix socket, for `crib ctl` and the tests.
 import * as grpc from "@grpc/grpc-js";
-import { grpcServiceDefinition } from "../cri/proto.ts";
-import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../cri/types.ts";
+import { grpcServiceDefinition } from "../protocol/proto.ts";
+import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../protocol/types.ts";
 
 type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods; Crib: CribMethods };
 type Svc = keyof Methods;

@@ -3,6 +3,7 @@ import { loadConfig } from "../config/config.ts";
 import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args.ts";
 import { ctlLoad, ctlPin, ctlSave, ctlUnpin } from "./archive_commands.ts";
 import { CriClient } from "./client.ts";
+import type { CtlContext } from "./context.ts";
 import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
 import { ctlEvents, ctlStats, ctlStatsp } from "./stats_commands.ts";
@@ -15,12 +16,6 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: "config", short: "c", help: "crib config file to read the socket path from" },
   { name: "timeout", short: "t", help: "per-call timeout in seconds (default 10)" },
 ];
-
-export interface CtlContext {
-  client: CriClient;
-  argv: string[];
-  out: (text: string) => void;
-}
 
 type Command = { run: (ctx: CtlContext) => Promise<number>; help: string };
 

@@ -1,7 +1,7 @@
 // crib ctl pull / images / inspecti / rmi / store.
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import type { PullProgress } from "../cri/types.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { PullProgress } from "../protocol/types.ts";
+import type { CtlContext } from "./context.ts";
 import { humanBytes, shortId, table } from "./format.ts";
 
 const PULL_TIMEOUT_MS = 6 * 3600 * 1000;

@@ -1,5 +1,5 @@
 // crib ctl version / info.
-import type { CtlContext } from "./ctl.ts";
+import type { CtlContext } from "./context.ts";
 
 export async function ctlVersion({ client, out }: CtlContext): Promise<number> {
   const v = await client.call("RuntimeService", "Version", { version: "v1" });

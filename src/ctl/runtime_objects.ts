@@ -3,9 +3,9 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import type { ContainerConfig, Out, PodSandboxConfig } from "../cri/types.ts";
-import { ContainerState, PodSandboxState } from "../cri/types.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { ContainerConfig, Out, PodSandboxConfig } from "../protocol/types.ts";
+import { ContainerState, PodSandboxState } from "../protocol/types.ts";
+import type { CtlContext } from "./context.ts";
 import { shortId, table } from "./format.ts";
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2) + "\n";

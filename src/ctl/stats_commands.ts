@@ -1,8 +1,8 @@
 // crib ctl stats, statsp and events, in crictl's shape.
 import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
-import { ContainerEventType, ContainerState, type ContainerEventResponse, type ContainerStats, type PodSandboxStats } from "../cri/types.ts";
+import { ContainerEventType, ContainerState, type ContainerEventResponse, type ContainerStats, type PodSandboxStats } from "../protocol/types.ts";
 import { CriError } from "./client.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { CtlContext } from "./context.ts";
 import { humanBytes, shortId, table } from "./format.ts";
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x));

@@ -6,7 +6,7 @@ import net from "node:net";
 import { UsageError } from "../cli/args.ts";
 import { PortForwardClient, remoteCommand, type RemoteCommandIO, type RemoteCommandResult } from "../stream/client.ts";
 import type { TerminalSize } from "../stream/status.ts";
-import type { CtlContext } from "./ctl.ts";
+import type { CtlContext } from "./context.ts";
 
 interface StreamFlags {
   stdin: boolean;

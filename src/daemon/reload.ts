@@ -7,7 +7,7 @@
 import { loadConfig, type Config } from "../config/config.ts";
 import { errorMessage } from "../errors.ts";
 import { log, setLogLevel } from "../log/logger.ts";
-import type { Daemon } from "./daemon.ts";
+import type { CriContext } from "../cri/context.ts";
 
 const reloadLog = log.with({ component: "reload" });
 
@@ -45,7 +45,7 @@ export function isReloadable(key: string): boolean {
 }
 
 /** Reload the config file the daemon started with (`path` as given to --config, if any). */
-export function reloadConfig(d: Daemon, path: string | undefined): ReloadOutcome {
+export function reloadConfig(d: CriContext, path: string | undefined): ReloadOutcome {
   let next: Config;
   let source: string;
   try {

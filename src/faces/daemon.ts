@@ -1,5 +1,5 @@
 // Entry of the daemon and the tools that talk to it or to its config: serve, ctl,
-// config, install. Loaded by src/main.ts; its own bundle in the compiled binary.
+// config, install. Loaded by src/faces/dispatch.ts; its own bundle in the compiled binary.
 import { UsageError } from "../cli/args.ts";
 import { exitWith } from "../cli/exit.ts";
 

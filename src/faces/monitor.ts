@@ -1,7 +1,7 @@
 // Entry of `crib monitor`, the node's resident container monitor: its own bundle in
 // the compiled binary, holding only the monitor's modules.
 import { exitWith } from "../cli/exit.ts";
-import { runMonitor } from "../monitor/main.ts";
+import { runMonitor } from "../cli/monitor.ts";
 
 export function start(_face: string, argv: string[]): void {
   exitWith(runMonitor(argv));

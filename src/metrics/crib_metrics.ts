@@ -1,6 +1,6 @@
 // crib's own metric families, in the process-wide registry that /metrics serves.
 // Components import the one they feed (the image component counts pulled bytes);
-// gauges of the daemon's state are collected at scrape time (daemon_collectors.ts).
+// gauges of the daemon's state are collected at scrape time (daemon/gauges.ts).
 import { Counter, Histogram, Registry } from "./registry.ts";
 
 export const registry = new Registry();

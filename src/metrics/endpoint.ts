@@ -2,11 +2,9 @@
 // Off by default, as in containerd and CRI-O: it is a plain-HTTP, unauthenticated
 // port on every node, so an operator opts in and picks where it listens
 // (":9090" = every interface, "127.0.0.1:9090" = this node only).
-import type { Daemon } from "../daemon/daemon.ts";
 import { errorMessage, invalidArgument, unavailable } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { registry } from "./crib_metrics.ts";
-import { registerDaemonCollectors } from "./daemon_collectors.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./registry.ts";
 
 const logger = log.with({ component: "metrics" });
@@ -24,12 +22,10 @@ export function parseMetricsAddress(address: string): { hostname: string; port: 
   return { hostname: address.slice(0, i) || "0.0.0.0", port };
 }
 
-/** Start serving when `metrics.address` is set; undefined when metrics are off. */
-export function startMetricsEndpoint(d: Daemon): MetricsEndpoint | undefined {
-  const address = d.config.metrics.address;
+/** Start serving when `address` (config `metrics.address`) is set; undefined when metrics are off. */
+export function startMetricsEndpoint(address: string): MetricsEndpoint | undefined {
   if (address === "") return undefined;
   const { hostname, port } = parseMetricsAddress(address);
-  registerDaemonCollectors(registry, d);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({

@@ -312,7 +312,7 @@ export class MonitorClient {
 export interface EnsureMonitorOptions {
   /** The monitor's state dir (DIR/monitor.sock ...). */
   state: string;
-  /** The argv that runs the monitor face: [process.execPath, "monitor"], or ["bun", "src/monitor/main.ts"] from source. */
+  /** The argv that runs the monitor face: [process.execPath, "monitor"], or [bun, "src/faces/dispatch.ts", "monitor"] from source. */
   command: string[];
   logLevel?: string;
   timeoutMs?: number;

@@ -2,7 +2,7 @@
 // /etc/resolv.conf, written under the pod's state dir and bind-mounted.
 import { readFile, writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import type { DNSConfig } from "../cri/types.ts";
+import type { DNSConfig } from "../protocol/types.ts";
 import { invalidArgument } from "../errors.ts";
 
 /** Bounded, as resolvers are: glibc reads at most 3 servers and 6 search domains (newer: 32). */

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Config } from "../config/config.ts";
-import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../cri/types.ts";
+import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../protocol/types.ts";
 import { errnoCode, errorMessage, internal, invalidArgument, notFound, unimplemented } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { lifecycle } from "../events/bus.ts";

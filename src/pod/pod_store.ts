@@ -1,6 +1,6 @@
 // Pod sandbox records in the database.
 import type { Database } from "bun:sqlite";
-import type { PodSandboxConfig } from "../cri/types.ts";
+import type { PodSandboxConfig } from "../protocol/types.ts";
 import { decodePodConfig, encodePodConfig } from "../state/codec.ts";
 
 export interface PodNamespaces { net?: string; ipc?: string; uts?: string; pid?: string; /** PID 1 of a shared PID namespace. */ infraPid?: number }

@@ -1,7 +1,7 @@
 // CRI configs stored as their protobuf encoding, decoded back to the same
 // shape the gRPC handlers see.
-import { criType, decodeMessage, encodeMessage } from "../cri/proto.ts";
-import type { ContainerConfig, PodSandboxConfig } from "../cri/types.ts";
+import { criType, decodeMessage, encodeMessage } from "../protocol/proto.ts";
+import type { ContainerConfig, PodSandboxConfig } from "../protocol/types.ts";
 
 const POD_CONFIG = "runtime.v1.PodSandboxConfig";
 const CONTAINER_CONFIG = "runtime.v1.ContainerConfig";

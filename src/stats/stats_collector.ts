@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ContainerRecord } from "../container/container_store.ts";
-import { ContainerState } from "../cri/types.ts";
+import { ContainerState } from "../protocol/types.ts";
 import { log } from "../log/logger.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { nowNs } from "../state/boot.ts";

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { parseDuration } from "../config/schema.ts";
 import { stateName, type ContainerService } from "../container/container_service.ts";
-import { ContainerState, PodSandboxState, type AttachRequest, type ExecRequest, type PortForwardRequest } from "../cri/types.ts";
+import { ContainerState, PodSandboxState, type AttachRequest, type ExecRequest, type PortForwardRequest } from "../protocol/types.ts";
 import { failedPrecondition, invalidArgument } from "../errors.ts";
 import type { PodService } from "../pod/pod_service.ts";
 import type { CommandOptions } from "./command_channel.ts";

@@ -9,7 +9,7 @@
 // single-pod start-up with containerd).
 import { status } from "@grpc/grpc-js";
 import { CriClient, CriError } from "../../src/ctl/client.ts";
-import { NamespaceMode, type ContainerConfig, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
+import { NamespaceMode, type ContainerConfig, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { type CribInstance, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import type { TestRegistry } from "../helpers/registry.ts";

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { CriClient, CriError } from "../../src/ctl/client.ts";
-import { type ContainerConfig, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
+import { type ContainerConfig, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { requireBinary, tempConfig, waitForSocket } from "../helpers/daemon.ts";
 import { busyboxLayer, type PushedImage, pushImage } from "../helpers/images.ts";
 import type { TestRegistry } from "../helpers/registry.ts";

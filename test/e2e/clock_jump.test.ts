@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState } from "../../src/cri/types.ts";
+import { ContainerState } from "../../src/protocol/types.ts";
 import { status } from "@grpc/grpc-js";
 import { containerConfig, criError, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, shutdownCrib, startCrib, tempConfig } from "../helpers/daemon.ts";

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ContainerState, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
+import { ContainerState, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { CniManager } from "../../src/pod/cni/manager.ts";
 import { containerConfig, criError, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";

@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CriError } from "../../src/ctl/client.ts";
-import { ContainerState, NamespaceMode, PodSandboxState, type ContainerConfig, type Out, type PodSandboxConfig } from "../../src/cri/types.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, type ContainerConfig, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { containerConfig, podConfig } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, tempConfig } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, randomLayer, type PushedImage } from "../helpers/images.ts";

@@ -6,7 +6,7 @@ import { lstatSync, mkdirSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
 import { criError } from "../helpers/cri.ts";
-import { CgroupDriver } from "../../src/cri/types.ts";
+import { CgroupDriver } from "../../src/protocol/types.ts";
 import { type CribInstance, runCrib, startCrib, tempConfig, untilServing, waitForSocket } from "../helpers/daemon.ts";
 
 const started: CribInstance[] = [];

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState } from "../../src/cri/types.ts";
+import { ContainerState } from "../../src/protocol/types.ts";
 import { CribError } from "../../src/errors.ts";
 import { BlobStore } from "../../src/image/blob_store.ts";
 import { containerConfig, criError, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState } from "../../src/cri/types.ts";
+import { ContainerState } from "../../src/protocol/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, shutdownCrib, startCrib } from "../helpers/daemon.ts";
 import { startFakeApiServer, type FakeApiServer } from "../helpers/fake_apiserver.ts";

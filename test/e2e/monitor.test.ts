@@ -1,5 +1,5 @@
 // The monitor against real runc (root): busybox containers from a bundle built here,
-// the monitor run from source (`bun src/monitor/main.ts`), driven through MonitorClient
+// the monitor run from source (`bun src/faces/dispatch.ts monitor`), driven through MonitorClient
 // exactly as the daemon does.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,7 +11,7 @@ import { joinCriLines, parseCriLog, MAX_LINE_BYTES } from "../../src/monitor/cri
 
 const RUNC = "/usr/sbin/runc";
 const canRun = process.getuid?.() === 0 && existsSync(RUNC) && existsSync("/usr/bin/busybox");
-const COMMAND = [process.execPath, resolve(import.meta.dir, "../../src/monitor/main.ts")];
+const COMMAND = [process.execPath, resolve(import.meta.dir, "../../src/faces/dispatch.ts"), "monitor"];
 const APPLETS = ["sh", "echo", "sleep", "cat", "yes", "head", "true", "false", "id", "printf"];
 
 let dir = "";

@@ -12,8 +12,8 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { criType, decodeMessage, encodeMessage } from "../../src/cri/proto.ts";
-import type { ContainerConfig, PodSandboxConfig } from "../../src/cri/types.ts";
+import { criType, decodeMessage, encodeMessage } from "../../src/protocol/proto.ts";
+import type { ContainerConfig, PodSandboxConfig } from "../../src/protocol/types.ts";
 import { buildContainerSpec, type ContainerSpecInput } from "../../src/container/spec/build.ts";
 import { parseCapabilityMask, readPermittedCapabilities } from "../../src/container/spec/capabilities.ts";
 import type { OciSpec } from "../../src/container/spec/oci_types.ts";

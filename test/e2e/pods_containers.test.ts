@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState, PodSandboxState } from "../../src/cri/types.ts";
+import { ContainerState, PodSandboxState } from "../../src/protocol/types.ts";
 import { containerConfig, criError, logLines, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, runCrib, startCrib } from "../helpers/daemon.ts";
 import { tempDir } from "../helpers/tmp.ts";

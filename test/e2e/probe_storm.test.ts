@@ -9,7 +9,7 @@ import { status } from "@grpc/grpc-js";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CriError } from "../../src/ctl/client.ts";
-import { ContainerState } from "../../src/cri/types.ts";
+import { ContainerState } from "../../src/protocol/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";

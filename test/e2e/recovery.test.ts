@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState, NamespaceMode, PodSandboxState } from "../../src/cri/types.ts";
+import { ContainerState, NamespaceMode, PodSandboxState } from "../../src/protocol/types.ts";
 import { containerConfig, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, tempConfig } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";

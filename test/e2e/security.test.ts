@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
-import { ContainerState, NamespaceMode } from "../../src/cri/types.ts";
+import { ContainerState, NamespaceMode } from "../../src/protocol/types.ts";
 import { containerConfig, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, CRIB_BIN, startCrib, tempConfig, shutdownCrib, untilServing } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";

@@ -2,7 +2,7 @@
 import { rejection } from "./reject.ts";
 import { tempDir } from "./tmp.ts";
 import { CriError, type CriClient } from "../../src/ctl/client.ts";
-import type { ContainerConfig, Out, PodSandboxConfig } from "../../src/cri/types.ts";
+import type { ContainerConfig, Out, PodSandboxConfig } from "../../src/protocol/types.ts";
 
 let seq = 0;
 

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ContainerRecord } from "../../src/container/container_store.ts";
-import { ContainerState } from "../../src/cri/types.ts";
+import { ContainerState } from "../../src/protocol/types.ts";
 import {
   cgroupRelativePath, expandSlice, limitValue, parentRelativePath, parseCgroupV1Mounts, parseKeyedFile, parseNetDev, parsePsi, parseSingleValue,
 } from "../../src/stats/cgroup_files.ts";

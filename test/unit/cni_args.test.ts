@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { PodSandboxConfig } from "../../src/cri/types.ts";
+import type { PodSandboxConfig } from "../../src/protocol/types.ts";
 import { CribError } from "../../src/errors.ts";
 import { bandwidthBits, capabilityArgs, cniArgs, formatCniArgs, parseQuantity, pluginEnv, pluginStdin, runtimeConfigFor } from "../../src/pod/cni/args.ts";
 import { networkFromObject } from "../../src/pod/cni/config.ts";

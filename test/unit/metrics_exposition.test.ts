@@ -1,7 +1,7 @@
 // The Prometheus text exposition format crib writes, read back by a parser.
 import { describe, expect, test } from "bun:test";
 import { Counter, escapeLabelValue, formatValue, Gauge, Histogram, Registry, renderExposition } from "../../src/metrics/registry.ts";
-import { instrumentRpc, grpcCodeName } from "../../src/metrics/rpc_metrics.ts";
+import { instrumentRpc, grpcCodeName } from "../../src/cri/rpc_metrics.ts";
 import { registry as cribRegistry } from "../../src/metrics/crib_metrics.ts";
 import { notFound } from "../../src/errors.ts";
 import { parseExposition, sampleValue } from "../helpers/prometheus_text.ts";

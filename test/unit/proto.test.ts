@@ -3,7 +3,7 @@
 // v0.36): service methods, stream markers and field numbers the kubelet relies on.
 import { describe, expect, test } from "bun:test";
 import protobuf from "protobufjs";
-import { criRoot } from "../../src/cri/proto.ts";
+import { criRoot } from "../../src/protocol/proto.ts";
 
 const root = criRoot();
 

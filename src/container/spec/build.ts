@@ -11,7 +11,7 @@
 
 import { invalidArgument } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
-import type { ContainerConfig, PodSandboxConfig } from "../../cri/types.ts";
+import type { ContainerConfig, PodSandboxConfig } from "../../protocol/types.ts";
 import { computeCapabilities, readPermittedCapabilities } from "./capabilities.ts";
 import { defaultDeviceRules, resolveDevices } from "./devices.ts";
 import { planMaskedPaths, planMounts, type SandboxFiles } from "./mounts.ts";

@@ -11,7 +11,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { errnoCode, errorMessage, invalidArgument } from "../../errors.ts";
-import type { Device } from "../../cri/types.ts";
+import type { Device } from "../../protocol/types.ts";
 import { major, minor } from "../../sys/mknod.ts";
 import type { OciDevice, OciDeviceRule } from "./oci_types.ts";
 

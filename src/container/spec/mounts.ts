@@ -4,8 +4,8 @@
 
 import { posix } from "node:path";
 import { CribError, invalidArgument } from "../../errors.ts";
-import type { Mount } from "../../cri/types.ts";
-import { MountPropagation } from "../../cri/types.ts";
+import type { Mount } from "../../protocol/types.ts";
+import { MountPropagation } from "../../protocol/types.ts";
 import type { OciMount } from "./oci_types.ts";
 
 /** Paths hidden from non-privileged containers (containerd's and Docker's defaults). */

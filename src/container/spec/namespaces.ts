@@ -11,8 +11,8 @@
 // (userns_options other than NODE) are not supported yet.
 
 import { CribError, invalidArgument } from "../../errors.ts";
-import type { NamespaceOption } from "../../cri/types.ts";
-import { NamespaceMode } from "../../cri/types.ts";
+import type { NamespaceOption } from "../../protocol/types.ts";
+import { NamespaceMode } from "../../protocol/types.ts";
 import type { OciNamespace } from "./oci_types.ts";
 
 export interface NamespacePaths {

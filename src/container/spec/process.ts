@@ -3,7 +3,7 @@
 
 import { posix } from "node:path";
 import { invalidArgument } from "../../errors.ts";
-import type { KeyValue } from "../../cri/types.ts";
+import type { KeyValue } from "../../protocol/types.ts";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

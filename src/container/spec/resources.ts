@@ -1,7 +1,7 @@
 // cgroup resources, oom_score_adj and sysctls of a container from its CRI config.
 
 import { invalidArgument } from "../../errors.ts";
-import type { LinuxContainerResources } from "../../cri/types.ts";
+import type { LinuxContainerResources } from "../../protocol/types.ts";
 import type { OciCpu, OciMemory, OciResources } from "./oci_types.ts";
 
 /** int64 from the CRI as a JSON-safe number (config.json numbers are doubles for most readers). */

@@ -9,39 +9,11 @@ import { constants as fsConstants } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { release } from "node:os";
 import { errnoCode, errorMessage, invalidArgument } from "../../errors.ts";
-import type { SecurityProfile } from "../../cri/types.ts";
-import { SecurityProfile_ProfileType } from "../../cri/types.ts";
+import type { SecurityProfile } from "../../protocol/types.ts";
+import { SecurityProfile_ProfileType } from "../../protocol/types.ts";
 import type { OciSeccomp, OciSeccompAction, OciSeccompArg, OciSeccompOperator, OciSyscall } from "./oci_types.ts";
 import { DEFAULT_SECCOMP_PROFILE } from "./seccomp_default.ts";
-
-/** Conditions of a profile rule: every listed cap, the machine's arch, a minimum kernel. */
-export interface SeccompFilter {
-  caps?: string[];
-  arches?: string[];
-  minKernel?: string;
-}
-
-export interface SeccompProfileSyscall {
-  name?: string;
-  names?: string[];
-  action: string;
-  errnoRet?: number;
-  args?: { index: number; value: number; valueTwo?: number; op: string }[] | null;
-  includes?: SeccompFilter;
-  excludes?: SeccompFilter;
-  comment?: string;
-}
-
-export interface SeccompProfileFile {
-  defaultAction: string;
-  defaultErrnoRet?: number;
-  architectures?: string[] | null;
-  archMap?: { architecture: string; subArchitectures: string[] | null }[] | null;
-  flags?: string[] | null;
-  listenerPath?: string;
-  listenerMetadata?: string;
-  syscalls?: SeccompProfileSyscall[] | null;
-}
+import type { SeccompFilter, SeccompProfileFile } from "./seccomp_profile.ts";
 
 export interface SeccompTarget {
   /** The container's bounding capabilities ("CAP_SYS_ADMIN", ...). */

@@ -8,7 +8,7 @@
 // containerd too), userfaultfd, kexec_*, *_module, and the namespace and mount syscalls
 // (unshare, setns, mount, clone with CLONE_NEW* flags, ...) unless CAP_SYS_ADMIN.
 
-import type { SeccompProfileFile } from "./seccomp.ts";
+import type { SeccompProfileFile } from "./seccomp_profile.ts";
 
 const BASE_ALLOWED = [
   "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat", "capget",

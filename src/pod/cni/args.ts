@@ -2,7 +2,7 @@
 // with the Kubernetes pod identity) and stdin (the plugin's config with the
 // list's name and cniVersion, runtimeConfig for declared capabilities, and
 // prevResult). Pure.
-import { Protocol, type PodSandboxConfig } from "../../cri/types.ts";
+import { Protocol, type PodSandboxConfig } from "../../protocol/types.ts";
 import { invalidArgument } from "../../errors.ts";
 import type { JsonObject, NetworkList, PluginConfig } from "./config.ts";
 

@@ -6,7 +6,7 @@ import { statSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import type { Config } from "../../config/config.ts";
-import type { PodSandboxConfig } from "../../cri/types.ts";
+import type { PodSandboxConfig } from "../../protocol/types.ts";
 import { deadlineExceeded, errorMessage, failedPrecondition, internal, invalidArgument } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import { capabilityArgs, cniArgs, IFNAME, pluginEnv, pluginStdin, type CapabilityArgs, type CniCommand } from "./args.ts";

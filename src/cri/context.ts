@@ -1,5 +1,6 @@
-// The daemon's context: config and the components every CRI handler reaches.
-// Components are added here as their issues land (images, pods, containers...).
+// What every CRI handler receives: config and the components it reaches. Declared
+// here, beside the handlers that use it; the daemon builds one at start-up
+// (src/cli/serve.ts) and satisfies it, so nothing in cri/ imports daemon code.
 import type { Config } from "../config/config.ts";
 import type { ContainerService } from "../container/container_service.ts";
 import type { ImageService } from "../image/image_service.ts";
@@ -8,7 +9,7 @@ import type { PodService } from "../pod/pod_service.ts";
 import type { StatsCollector } from "../stats/stats_collector.ts";
 import type { StreamingService } from "../stream/service.ts";
 
-export interface Daemon {
+export interface CriContext {
   config: Config;
   /** Where the config came from (a file path, or "embedded defaults"). */
   configSource: string;

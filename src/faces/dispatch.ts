@@ -1,4 +1,5 @@
-// crib: one executable, several faces (see ARCHITECTURE.md).
+// The binary's entry: `crib FACE ...` loads FACE's entry (a sibling in src/faces/)
+// and hands it the rest of argv; version and help are answered here.
 //
 // Each face is its own entry point of the compiled binary (build/compile.ts) and is
 // imported by a computed name, so the bundler keeps it apart: a process evaluates only
@@ -7,9 +8,9 @@
 // from the daemon's bundle held ~1,800 more functions (~0.4 MiB) for gRPC, registry
 // and image code it never runs; pause processes (one per pod sharing a PID namespace)
 // likewise.
-import { usageOf } from "./cli/args.ts";
-import { SERVE_FLAGS } from "./cli/serve_flags.ts";
-import { COMMIT, CRI_API_VERSION, VERSION } from "./version.ts";
+import { usageOf } from "../cli/args.ts";
+import { SERVE_FLAGS } from "../cli/serve_flags.ts";
+import { COMMIT, CRI_API_VERSION, VERSION } from "../version.ts";
 
 const USAGE = `crib: a Kubernetes container runtime (CRI) in one binary
 
@@ -25,7 +26,7 @@ Flags of serve and config:
 ${usageOf(SERVE_FLAGS)}
 `;
 
-/** Face -> entry module under src/faces/ (also the list in build/compile.ts). */
+/** Face -> its entry module beside this file (also the list in build/compile.ts). */
 const ENTRY: Record<string, string> = {
   serve: "daemon",
   ctl: "daemon",
@@ -42,11 +43,11 @@ interface FaceEntry {
 async function loadEntry(name: string): Promise<FaceEntry> {
   // Compiled, the entries are embedded as .js beside this file; from source, .ts.
   const ext = Bun.main.startsWith("/$bunfs/") ? "js" : "ts";
-  const spec = `./faces/${name}.${ext}`;
+  const spec = `./${name}.${ext}`;
   return (await import(spec)) as FaceEntry;
 }
 
-function main(argv: string[]): void {
+function dispatch(argv: string[]): void {
   const [face, ...rest] = argv;
   const entry = face === undefined ? undefined : ENTRY[face];
   if (entry !== undefined && face !== undefined) {
@@ -78,4 +79,4 @@ function main(argv: string[]): void {
   }
 }
 
-main(process.argv.slice(2));
+dispatch(process.argv.slice(2));

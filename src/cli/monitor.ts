@@ -3,16 +3,16 @@
 // detached by the daemon and outlives it; upgraded in place by re-exec'ing itself.
 
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync, constants } from "node:fs";
-import { boolFlag, flag, parseArgs, UsageError, type FlagSpec } from "../cli/args.ts";
+import { boolFlag, flag, parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { errorMessage, failedPrecondition } from "../errors.ts";
 import { LOG_LEVELS, log, setLogLevel, type LogLevel } from "../log/logger.ts";
 import { setChildSubreaper } from "../sys/prctl.ts";
 import { execve, listenUnix, realtimeNs, setCloexec, setsid, tryLockExclusive } from "../sys/process.ts";
 import { BUILD } from "../version.ts";
-import { Monitor, type InheritedPipes } from "./monitor.ts";
-import { socketPath } from "./protocol.ts";
-import { MonitorServer } from "./server.ts";
-import { runCommand } from "./spawn.ts";
+import { Monitor, type InheritedPipes } from "../monitor/monitor.ts";
+import { socketPath } from "../monitor/protocol.ts";
+import { MonitorServer } from "../monitor/server.ts";
+import { runCommand } from "../monitor/spawn.ts";
 
 export const MONITOR_FLAGS: FlagSpec[] = [
   { name: "state", help: "state dir: monitor.sock, monitor.pid and per-container state under monitor/" },
@@ -193,14 +193,4 @@ export async function runMonitor(argv: string[]): Promise<number> {
   mlog.info("monitor stopping; containers keep running", { signal });
   await monitor.handOver();
   return 0;
-}
-
-if (import.meta.main) {
-  runMonitor(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`crib monitor: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(err instanceof UsageError ? 2 : 1);
-    },
-  );
 }

@@ -3,8 +3,9 @@
 // (the standard process_* names of Prometheus client libraries).
 import { readdirSync } from "node:fs";
 import { containerEventStats } from "../cri/container_events.ts";
-import type { Daemon } from "../daemon/daemon.ts";
-import type { FamilySnapshot, Registry } from "./registry.ts";
+import type { CriContext } from "../cri/context.ts";
+import { registry } from "../metrics/crib_metrics.ts";
+import type { FamilySnapshot } from "../metrics/registry.ts";
 
 const CONTAINER_STATES = ["created", "running", "exited", "unknown"];
 const POD_STATES = ["ready", "notready"];
@@ -24,7 +25,8 @@ function openFds(): number | undefined {
   }
 }
 
-export function registerDaemonCollectors(registry: Registry, d: Daemon): void {
+/** Into the registry /metrics serves; called once, when the endpoint is on. */
+export function registerDaemonGauges(d: CriContext): void {
   registry.collect((): FamilySnapshot[] => {
     const events = containerEventStats(d);
     const cpu = process.cpuUsage();

@@ -1,9 +1,9 @@
 // Per-RPC counts by gRPC code and latency histograms: server.ts wraps each
 // handler with instrumentRpc() once, when it builds the service table.
 import { status } from "@grpc/grpc-js";
-import { criService, type CriServiceName } from "../cri/proto.ts";
-import { toGrpcStatus } from "../cri/status_codes.ts";
-import { rpcHandled, rpcSeconds } from "./crib_metrics.ts";
+import { criService, type CriServiceName } from "../protocol/proto.ts";
+import { toGrpcStatus } from "./status_codes.ts";
+import { rpcHandled, rpcSeconds } from "../metrics/crib_metrics.ts";
 
 /** gRPC code names as go-grpc-prometheus writes them ("OK", "NotFound", ...). */
 const CODE_NAMES: Record<number, string> = {
