@@ -5,16 +5,22 @@ import { flag, UsageError, type ParsedArgs } from "../cli/args.ts";
 import { findCommand, parseCommand } from "../cli/command.ts";
 import { reportError, type Running } from "../cli/exit.ts";
 import { CTL, CTL_GLOBAL_FLAGS } from "../cli/faces.ts";
-import { renderHelp } from "../cli/help.ts";
+import { renderHelp, type HelpExtra } from "../cli/help.ts";
 import { loadConfig } from "../config/config.ts";
 import { CriClient } from "./client.ts";
 import type { CtlCommand } from "./command.ts";
 import { CTL_COMMANDS } from "./commands.ts";
 
-const CTL_RUNNING: Running = { spec: CTL, path: "crib ctl", help: { commands: CTL_COMMANDS } };
+/** What the help of `crib ctl` (its command list) or of one ctl command adds to the spec's. */
+export function ctlHelpExtra(of: readonly CtlCommand[] | CtlCommand): HelpExtra {
+  if ("run" in of) return { footer: `Global flags (-r ENDPOINT, -c FILE, -t SECONDS) go before the command: crib ctl -r ENDPOINT ${of.name} ...` };
+  return { commands: of };
+}
+
+const CTL_RUNNING: Running = { spec: CTL, path: "crib ctl", help: ctlHelpExtra(CTL_COMMANDS) };
 
 function running(cmd: CtlCommand): Running {
-  return { spec: cmd, path: `crib ctl ${cmd.name}`, help: { footer: `Global flags (-r ENDPOINT, -c FILE, -t SECONDS) go before the command: crib ctl -r ENDPOINT ${cmd.name} ...` } };
+  return { spec: cmd, path: `crib ctl ${cmd.name}`, help: ctlHelpExtra(cmd) };
 }
 
 export async function ctl(argv: string[]): Promise<number> {
