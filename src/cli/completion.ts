@@ -166,7 +166,8 @@ function fishValue(completion: string | undefined): string {
 
 function fishFlags(at: string, spec: CommandSpec): string[] {
   return allFlags(spec).map((f) =>
-    `complete -c crib -n ${fishQuote(`__crib_at ${at}`)} -l ${f.name}${f.short ? ` -s ${f.short}` : ""}${f.boolean ? "" : " -r"}${fishValue(flagCompletion(f))} -d ${fishQuote(f.help)}`);
+    // -x: the value is not a file (-r -F where it is).
+    `complete -c crib -n ${fishQuote(`__crib_at ${at}`)} -l ${f.name}${f.short ? ` -s ${f.short}` : ""}${f.boolean ? "" : f.complete === "file" || f.complete === "dir" ? " -r" : " -x"}${fishValue(flagCompletion(f))} -d ${fishQuote(f.help)}`);
 }
 
 export function fishScript(): string {
@@ -224,6 +225,7 @@ function __crib_candidates
             break
         end
     end
+    command -q $w[1]; or return
     $w[1] ctl $global --timeout 2 __complete $argv[1] 2>/dev/null
 end
 
