@@ -65,6 +65,17 @@ export function protoJson(typeName: string, value: object): Record<string, unkno
   return messageJson(criType(typeName), value as Record<string, unknown>);
 }
 
+/** The verbose `info` map of a status answer: JSON values parsed (as crictl shows them), other text kept. */
+export function verboseInfo(info: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(info).map(([k, v]) => {
+    try {
+      return [k, JSON.parse(v) as unknown];
+    } catch {
+      return [k, v];
+    }
+  }));
+}
+
 /** JSON (two-space indent, as crictl) or YAML of a plain object. */
 export function structured(format: string, value: unknown): string {
   return format === "yaml" ? toYaml(value) : JSON.stringify(value, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2) + "\n";

@@ -3,7 +3,7 @@ import { boolFlag, flag, UsageError } from "../cli/args.ts";
 import type { PullProgress } from "../cri/types.ts";
 import { NO_TRUNC, OBJECT_OUTPUT, QUIET, TABLE_OUTPUT, type CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
-import { humanBytes, idCell, protoJson, shortId, structured, table } from "./format.ts";
+import { humanBytes, idCell, protoJson, shortId, structured, table, verboseInfo } from "./format.ts";
 
 const PULL_TIMEOUT_MS = 6 * 3600 * 1000;
 
@@ -155,9 +155,7 @@ async function runInspecti({ client, args, out }: CtlContext): Promise<number> {
       code = 1;
       continue;
     }
-    const info: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(res.info)) info[k] = JSON.parse(v) as unknown;
-    out(structured(flag(args, "output") ?? "json", { status: protoJson("runtime.v1.Image", res.image), ...info }));
+    out(structured(flag(args, "output") ?? "json", { status: protoJson("runtime.v1.Image", res.image), ...verboseInfo(res.info) }));
   }
   return code;
 }

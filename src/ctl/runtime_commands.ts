@@ -1,7 +1,7 @@
 // crib ctl version / info.
 import { flag } from "../cli/args.ts";
 import { OBJECT_OUTPUT, type CtlCommand } from "./command.ts";
-import { protoJson, structured } from "./format.ts";
+import { protoJson, structured, verboseInfo } from "./format.ts";
 
 export const version: CtlCommand = {
   name: "version",
@@ -24,16 +24,8 @@ export const info: CtlCommand = {
   examples: ["crib ctl info", "crib ctl info -o yaml"],
   async run({ client, args, out }) {
     const s = await client.call("RuntimeService", "Status", { verbose: true });
-    const { info: raw, ...rest } = protoJson("runtime.v1.StatusResponse", s) as { info: Record<string, string> };
-    const info: Record<string, unknown> = rest;
-    for (const [k, v] of Object.entries(raw)) {
-      try {
-        info[k] = JSON.parse(v);
-      } catch {
-        info[k] = v;
-      }
-    }
-    out(structured(flag(args, "output") ?? "json", info));
+    const { info, ...status } = protoJson("runtime.v1.StatusResponse", s) as { info: Record<string, string> };
+    out(structured(flag(args, "output") ?? "json", { ...status, ...verboseInfo(info) }));
     return 0;
   },
 };

@@ -7,7 +7,7 @@ import type { ContainerConfig, Out, PodSandboxConfig } from "../cri/types.ts";
 import { ContainerState, PodSandboxState } from "../cri/types.ts";
 import { LABEL, NO_TRUNC, OBJECT_OUTPUT, QUIET, TABLE_OUTPUT, type CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
-import { idCell, protoJson, structured, table } from "./format.ts";
+import { idCell, protoJson, structured, table, verboseInfo } from "./format.ts";
 const podStates = ["SANDBOX_READY", "SANDBOX_NOTREADY"];
 const containerStates = ["CONTAINER_CREATED", "CONTAINER_RUNNING", "CONTAINER_EXITED", "CONTAINER_UNKNOWN"];
 
@@ -143,8 +143,7 @@ export const inspectp: CtlCommand = {
 async function runInspectp({ client, args, out }: CtlContext): Promise<number> {
   for (const id of ids(args, "pod")) {
     const res = await client.call("RuntimeService", "PodSandboxStatus", { pod_sandbox_id: id, verbose: true });
-    const info = Object.fromEntries(Object.entries(res.info).map(([k, v]) => [k, JSON.parse(v) as unknown]));
-    out(structured(flag(args, "output") ?? "json", { status: res.status && protoJson("runtime.v1.PodSandboxStatus", res.status), ...info }));
+    out(structured(flag(args, "output") ?? "json", { status: res.status && protoJson("runtime.v1.PodSandboxStatus", res.status), ...verboseInfo(res.info) }));
   }
   return 0;
 }
@@ -289,8 +288,7 @@ export const inspect: CtlCommand = {
 async function runInspect({ client, args, out }: CtlContext): Promise<number> {
   for (const id of ids(args, "container")) {
     const res = await client.call("RuntimeService", "ContainerStatus", { container_id: id, verbose: true });
-    const info = Object.fromEntries(Object.entries(res.info).map(([k, v]) => [k, JSON.parse(v) as unknown]));
-    out(structured(flag(args, "output") ?? "json", { status: res.status && protoJson("runtime.v1.ContainerStatus", res.status), ...info }));
+    out(structured(flag(args, "output") ?? "json", { status: res.status && protoJson("runtime.v1.ContainerStatus", res.status), ...verboseInfo(res.info) }));
   }
   return 0;
 }
