@@ -26,7 +26,12 @@ async function readConfig<T>(path: string, what: string): Promise<Out<T>> {
   } catch (e) {
     throw new UsageError(`cannot read ${what} ${path}: ${(e as Error).message}`);
   }
-  const v: unknown = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  let v: unknown;
+  try {
+    v = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new UsageError(`${path}: the ${what} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`);
+  }
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UsageError(`${path}: a ${what} must be a JSON or YAML object`);
   return v as Out<T>;
 }

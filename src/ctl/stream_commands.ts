@@ -59,7 +59,7 @@ async function flushed(): Promise<void> {
   await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
 }
 
-async function run(url: string, flags: { stdin: boolean; tty: boolean }): Promise<number> {
+async function run(command: string, url: string, flags: { stdin: boolean; tty: boolean }): Promise<number> {
   const { io, restore } = localIO(flags);
   let result: RemoteCommandResult;
   try {
@@ -67,7 +67,7 @@ async function run(url: string, flags: { stdin: boolean; tty: boolean }): Promis
   } finally {
     restore();
   }
-  if (result.message) process.stderr.write(`crib ctl: ${result.message.trim()}\n`);
+  if (result.message) process.stderr.write(`crib ctl ${command}: ${result.message.trim()}\n`);
   await flushed();
   return result.exitCode;
 }
@@ -92,7 +92,7 @@ async function runExec({ client, args }: CtlContext): Promise<number> {
   const { url } = await client.call("RuntimeService", "Exec", {
     container_id: container, cmd, tty: f.tty, stdin: f.stdin, stdout: true, stderr: !f.tty, audit_request_id: "",
   });
-  return run(url, f);
+  return run("exec", url, f);
 }
 
 export const attach: CtlCommand = {
@@ -112,7 +112,7 @@ async function runAttach({ client, args }: CtlContext): Promise<number> {
   const { url } = await client.call("RuntimeService", "Attach", {
     container_id: container, stdin: f.stdin, tty: f.tty, stdout: true, stderr: !f.tty, audit_request_id: "",
   });
-  return run(url, f);
+  return run("attach", url, f);
 }
 
 function parseMapping(text: string): { local: number; remote: number } {
@@ -144,8 +144,8 @@ async function runPortForward({ client, args, out }: CtlContext): Promise<number
   const servers: net.Server[] = [];
   for (const m of mappings) {
     const server = net.createServer((sock) => {
-      pf.forward(sock, m.remote, (msg) => process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${msg.trim()}\n`)).catch((err: unknown) => {
-        process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${(err as Error).message}\n`);
+      pf.forward(sock, m.remote, (msg) => process.stderr.write(`crib ctl port-forward: to ${m.remote}: ${msg.trim()}\n`)).catch((err: unknown) => {
+        process.stderr.write(`crib ctl port-forward: to ${m.remote}: ${(err as Error).message}\n`);
         sock.destroy();
       });
     });
@@ -166,7 +166,7 @@ async function runPortForward({ client, args, out }: CtlContext): Promise<number
     process.once("SIGTERM", stop);
     pf.conn.onClose(() => {
       if (stopping) return;
-      process.stderr.write("crib ctl: the streaming connection closed\n");
+      process.stderr.write("crib ctl port-forward: the streaming connection closed\n");
       resolve(1);
     });
   });
