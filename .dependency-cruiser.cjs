@@ -7,6 +7,7 @@
 /** Top to bottom. A name ending in .ts is a file at the top of src/. */
 const LAYERS = [
   ["faces"],
+  ["help"],
   ["ctl"],
   ["cli"],
   ["daemon"],

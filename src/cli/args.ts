@@ -1,5 +1,5 @@
 // A small argv parser: `--flag value`, `--flag=value`, `-f value`, boolean
-// flags, and positionals. Each face declares its flags so typos are errors.
+// flags, and positionals. Each command declares its flags so typos are errors.
 
 export interface FlagSpec {
   /** Long name without dashes. */
@@ -9,6 +9,14 @@ export interface FlagSpec {
   boolean?: boolean;
   /** Repeatable flags collect every value. */
   repeat?: boolean;
+  /** The placeholder for the value in help (VALUE unless given). */
+  value?: string;
+  /** The value used when the flag is absent, as help shows it. */
+  default?: string;
+  /** The only values accepted (checked by parseArgs; completed by the shells). */
+  values?: string[];
+  /** What the value names, for shell completion. */
+  complete?: "file" | "dir" | "container" | "pod" | "image";
   help: string;
 }
 
@@ -19,7 +27,15 @@ export interface ParsedArgs {
 
 export class UsageError extends Error {}
 
-export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
+/** `-h`/`--help` was on the line: print the command's help instead of running it. */
+export class HelpRequested extends Error {}
+
+export interface ParseOptions {
+  /** The first positional ends the flags: the rest is a command line of its own (exec). */
+  stopAtPositional?: boolean;
+}
+
+export function parseArgs(argv: string[], specs: FlagSpec[], opts: ParseOptions = {}): ParsedArgs {
   const byLong = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const flags = new Map<string, string[]>();
@@ -48,6 +64,10 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
       spec = byShort.get(letters);
       if (!spec) throw new UsageError(`unknown flag ${arg}`);
     } else {
+      if (opts.stopAtPositional) {
+        positionals.push(...argv.slice(i));
+        break;
+      }
       positionals.push(arg);
       continue;
     }
@@ -62,10 +82,27 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
       value = next;
       i++;
     }
+    if (spec.values && !spec.values.includes(value)) throw new UsageError(`--${spec.name} must be one of ${spec.values.join(", ")} (got ${JSON.stringify(value)})`);
     const prev = flags.get(spec.name);
     flags.set(spec.name, spec.repeat && prev ? [...prev, value] : [value]);
   }
   return { flags, positionals };
+}
+
+/**
+ * Whether -h/--help is on the line as a flag: anywhere before `--`, but not as the
+ * value of another flag, nor (with stopAtPositional) inside the command line of exec.
+ */
+export function helpAsked(argv: string[], specs: FlagSpec[], opts: ParseOptions = {}): boolean {
+  const valued = new Set(specs.filter((s) => !s.boolean).flatMap((s) => [`--${s.name}`, ...(s.short ? [`-${s.short}`] : [])]));
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") return false;
+    if (a === "-h" || a === "--help") return true;
+    if (valued.has(a)) i++;
+    else if (!a.startsWith("-") && opts.stopAtPositional) return false;
+  }
+  return false;
 }
 
 export function flag(args: ParsedArgs, name: string): string | undefined {
@@ -77,8 +114,11 @@ export function boolFlag(args: ParsedArgs, name: string): boolean {
   return v !== undefined && v !== "false";
 }
 
-export function usageOf(specs: FlagSpec[]): string {
-  return specs
-    .map((s) => `  ${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.boolean ? "" : " VALUE"}`.padEnd(34) + s.help)
-    .join("\n");
+/** Key=value pairs of a repeatable flag (--label a=1 --label b=2). */
+export function pairs(args: ParsedArgs, name: string): Record<string, string> {
+  return Object.fromEntries((args.flags.get(name) ?? []).map((l) => {
+    const eq = l.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--${name} wants KEY=VALUE, got ${JSON.stringify(l)}`);
+    return [l.slice(0, eq), l.slice(eq + 1)];
+  }));
 }

@@ -7,18 +7,11 @@ import { chmod, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import unitTemplate from "../../build/crib.service" with { type: "text" };
 import { errnoCode, errorMessage, invalidArgument, permissionDenied } from "../errors.ts";
-import { boolFlag, flag, parseArgs, UsageError, usageOf, type FlagSpec } from "./args.ts";
+import { boolFlag, flag, UsageError } from "./args.ts";
+import { parseCommand } from "./command.ts";
+import { DEFAULT_PREFIX, DEFAULT_UNIT_DIR, INSTALL } from "./faces.ts";
 
-export const DEFAULT_PREFIX = "/usr/local";
-export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
 const TEMPLATE_EXEC = "/usr/local/bin/crib";
-
-const FLAGS: FlagSpec[] = [
-  { name: "prefix", help: `install the binary as PREFIX/bin/crib (default ${DEFAULT_PREFIX})` },
-  { name: "unit-dir", help: `where crib.service goes (default ${DEFAULT_UNIT_DIR})` },
-  { name: "print-unit", boolean: true, help: "print the systemd unit and do nothing else" },
-  { name: "help", short: "h", boolean: true, help: "this help" },
-];
 
 /** The unit text for a binary installed at `binary` (an absolute path without spaces). */
 export function unitFor(binary: string): string {
@@ -93,11 +86,7 @@ export async function installCrib(source: string, prefix: string, unitDir: strin
 }
 
 export async function install(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, FLAGS);
-  if (boolFlag(args, "help")) {
-    process.stdout.write(`Usage: crib install [--prefix DIR] [--unit-dir DIR] [--print-unit]\n\n${usageOf(FLAGS)}\n`);
-    return 0;
-  }
+  const args = parseCommand(argv, INSTALL);
   if (args.positionals.length > 0) throw new UsageError(`crib install takes no arguments (got ${args.positionals.join(" ")})`);
   const prefix = flag(args, "prefix") ?? DEFAULT_PREFIX;
   const unitDir = flag(args, "unit-dir") ?? DEFAULT_UNIT_DIR;

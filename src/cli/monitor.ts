@@ -3,7 +3,9 @@
 // detached by the daemon and outlives it; upgraded in place by re-exec'ing itself.
 
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync, constants } from "node:fs";
-import { boolFlag, flag, parseArgs, UsageError, type FlagSpec } from "./args.ts";
+import { boolFlag, flag, UsageError } from "./args.ts";
+import { parseCommand } from "./command.ts";
+import { MONITOR } from "./faces.ts";
 import { errorMessage, failedPrecondition } from "../errors.ts";
 import { LOG_LEVELS, log, setLogLevel, type LogLevel } from "../log/logger.ts";
 import { setChildSubreaper } from "../sys/prctl.ts";
@@ -13,12 +15,6 @@ import { Monitor, type InheritedPipes } from "../monitor/monitor.ts";
 import { socketPath } from "../monitor/protocol.ts";
 import { MonitorServer } from "../monitor/server.ts";
 import { runCommand } from "../monitor/spawn.ts";
-
-export const MONITOR_FLAGS: FlagSpec[] = [
-  { name: "state", help: "state dir: monitor.sock, monitor.pid and per-container state under monitor/" },
-  { name: "log-level", help: "debug, info, warn or error (default info)" },
-  { name: "preflight", boolean: true, help: "parse the flags, load, and exit 0 (an upgrade runs this on the new binary first)" },
-];
 
 const OOM_SCORE_ADJ = -999;
 
@@ -68,7 +64,7 @@ function writePidFile(path: string): void {
 }
 
 export async function runMonitor(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, MONITOR_FLAGS);
+  const args = parseCommand(argv, MONITOR);
   const stateDir = flag(args, "state");
   if (stateDir === undefined || !stateDir.startsWith("/")) throw new UsageError("monitor needs --state DIR (an absolute path)");
   const level = flag(args, "log-level") ?? "info";

@@ -24,14 +24,16 @@ import { prepareSocketPath, removeSocket, restrictSocket, socketGroupId } from "
 import { SystemdNotifier } from "../sys/notify.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import { COMMIT, VERSION } from "../version.ts";
-import { flag, parseArgs } from "./args.ts";
-import { SERVE_FLAGS } from "./serve_flags.ts";
+import { flag, UsageError } from "./args.ts";
+import { parseCommand } from "./command.ts";
+import { SERVE } from "./faces.ts";
 
 
 const serveLog = log.with({ component: "daemon" });
 
 export async function serve(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, SERVE_FLAGS);
+  const args = parseCommand(argv, SERVE);
+  if (args.positionals.length > 0) throw new UsageError(`serve takes no arguments (got ${args.positionals.join(" ")})`);
   // Taken out of process.env first: children spawned with it must not speak for the daemon.
   const systemd = SystemdNotifier.fromEnv();
   // SIGHUP would end the process by default: catch it from the start.

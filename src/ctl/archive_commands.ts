@@ -2,8 +2,9 @@
 // The daemon reads and writes the archive files itself (ctl runs on the node),
 // so paths are made absolute here, relative to ctl's working directory.
 import { resolve } from "node:path";
-import { flag, parseArgs, UsageError } from "../cli/args.ts";
+import { flag, UsageError } from "../cli/args.ts";
 import type { LoadedImage } from "../protocol/types.ts";
+import type { CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
 import { humanBytes, shortId } from "./format.ts";
 
@@ -15,20 +16,39 @@ function describe(i: LoadedImage): string {
   return `${names.join(", ") || "<no name>"} (${shortId(i.id)}, ${humanBytes(Number(i.size))}${i.pinned ? ", pinned" : ""})`;
 }
 
-export async function ctlLoad({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [{ name: "input", short: "i", help: "the archive (or give it as the argument)" }]);
+export const load: CtlCommand = {
+  name: "load",
+  summary: "import images from an archive (OCI layout or docker save tar, .gz/.zst)",
+  args: "[-i] FILE",
+  flags: [{ name: "input", short: "i", value: "FILE", complete: "file", help: "the archive (or give it as the argument)" }],
+  operands: ["file"],
+  examples: ["crib ctl load images.tar.zst", "docker save app:1 -o app.tar && crib ctl load app.tar"],
+  run: runLoad,
+};
+
+async function runLoad({ client, args, out }: CtlContext): Promise<number> {
   const file = flag(args, "input") ?? args.positionals[0];
-  if (!file || args.positionals.length > (flag(args, "input") ? 0 : 1)) throw new UsageError("usage: crib ctl load FILE   (an OCI layout or docker save tar; .gz/.zst fine)");
+  if (!file || args.positionals.length > (flag(args, "input") ? 0 : 1)) throw new UsageError("give one FILE: an OCI layout or docker save tar (.gz/.zst fine)");
   const res = await client.call("Crib", "LoadImages", { path: resolve(file) }, { timeoutMs: ARCHIVE_TIMEOUT_MS });
   for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
   for (const i of res.images) out(`Loaded image: ${describe(i)}\n`);
   return 0;
 }
 
-export async function ctlSave({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [{ name: "output", short: "o", help: "the archive to write (an OCI layout tar with a docker manifest.json)" }]);
+export const save: CtlCommand = {
+  name: "save",
+  summary: "write images to an archive (an OCI layout tar with a docker manifest.json)",
+  args: "-o FILE IMAGE...",
+  flags: [{ name: "output", short: "o", value: "FILE", complete: "file", help: "the archive to write, on the node (the daemon writes it)" }],
+  operands: ["image"],
+  examples: ["crib ctl save -o images.tar busybox:latest registry.k8s.io/pause:3.10"],
+  run: runSave,
+};
+
+async function runSave({ client, args, out }: CtlContext): Promise<number> {
   const file = flag(args, "output");
-  if (!file || args.positionals.length === 0) throw new UsageError("usage: crib ctl save -o FILE IMAGE [IMAGE...]");
+  if (!file) throw new UsageError("where to? give -o FILE");
+  if (args.positionals.length === 0) throw new UsageError("which images? give IMAGE...");
   if (file === "-") throw new UsageError("crib ctl save writes a file on the node (the daemon writes it): give -o FILE, not -");
   const res = await client.call("Crib", "SaveImages", { images: args.positionals, path: resolve(file) }, { timeoutMs: ARCHIVE_TIMEOUT_MS });
   for (const i of res.images) out(`Saved image: ${describe(i)}\n`);
@@ -36,15 +56,31 @@ export async function ctlSave({ client, argv, out }: CtlContext): Promise<number
   return 0;
 }
 
-async function pin(ctx: CtlContext, pinned: boolean): Promise<number> {
-  const args = parseArgs(ctx.argv, []);
-  if (args.positionals.length === 0) throw new UsageError(`usage: crib ctl ${pinned ? "pin" : "unpin"} IMAGE [IMAGE...]`);
-  for (const image of args.positionals) {
+async function setPinned(ctx: CtlContext, pinned: boolean): Promise<number> {
+  if (ctx.args.positionals.length === 0) throw new UsageError("which images? give IMAGE...");
+  for (const image of ctx.args.positionals) {
     const res = await ctx.client.call("Crib", "PinImage", { image, pinned });
     ctx.out(`${pinned ? "Pinned" : "Unpinned"}: ${res.image ? describe(res.image) : image}\n`);
   }
   return 0;
 }
 
-export const ctlPin = (ctx: CtlContext) => pin(ctx, true);
-export const ctlUnpin = (ctx: CtlContext) => pin(ctx, false);
+export const pin: CtlCommand = {
+  name: "pin",
+  summary: "pin images: the kubelet's image garbage collection keeps them",
+  args: "IMAGE...",
+  flags: [],
+  operands: ["image"],
+  examples: ["crib ctl pin registry.k8s.io/pause:3.10"],
+  run: (ctx) => setPinned(ctx, true),
+};
+
+export const unpin: CtlCommand = {
+  name: "unpin",
+  summary: "unpin images",
+  args: "IMAGE...",
+  flags: [],
+  operands: ["image"],
+  examples: ["crib ctl unpin registry.k8s.io/pause:3.10"],
+  run: (ctx) => setPinned(ctx, false),
+};

@@ -1,6 +1,8 @@
 // A typed CRI client over a unix socket, for `crib ctl` and the tests.
+import { existsSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../protocol/proto.ts";
+import { UsageError } from "../cli/args.ts";
 import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../protocol/types.ts";
 
 type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods; Crib: CribMethods };
@@ -11,7 +13,19 @@ export function socketAddress(endpoint: string): string {
   if (endpoint.startsWith("unix://")) return `unix:${endpoint.slice("unix://".length)}`;
   if (endpoint.startsWith("unix:")) return endpoint;
   if (endpoint.startsWith("/")) return `unix:${endpoint}`;
-  throw new Error(`unsupported endpoint "${endpoint}": use unix:///path/to/crib.sock`);
+  throw new UsageError(`unsupported endpoint "${endpoint}": use unix:///path/to/crib.sock`);
+}
+
+/**
+ * grpc-js says "No connection established. Last error: Error: connect ENOENT ...
+ * Resolution note: " when there is no daemon: say that in words a person acts on.
+ */
+function unavailableDetails(details: string, socket: string): string {
+  // UNAVAILABLE from the daemon itself (a registry it cannot reach) is passed on as it is.
+  if (!details.startsWith("No connection established")) return details;
+  if (!existsSync(socket)) return `no crib daemon at ${socket}: the socket does not exist (is crib serve running? -r ENDPOINT or --config FILE picks another)`;
+  if (/ECONNREFUSED/.test(details)) return `no crib daemon at ${socket}: nothing accepts connections on the socket (is crib serve running?)`;
+  return details.replace(/\s*Resolution note:\s*$/, "");
 }
 
 export class CriError extends Error {
@@ -22,9 +36,11 @@ export class CriError extends Error {
 
 export class CriClient {
   private readonly clients: Record<Svc, grpc.Client>;
+  private readonly socket: string;
 
   constructor(endpoint: string, private readonly timeoutMs = 10_000) {
     const address = socketAddress(endpoint);
+    this.socket = address.slice("unix:".length);
     const opts = { "grpc.max_receive_message_length": 16 * 1024 * 1024 };
     const make = (svc: Svc) => {
       const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(svc), svc);
@@ -45,7 +61,7 @@ export class CriClient {
     const deadline = Date.now() + (opts.timeoutMs ?? this.timeoutMs);
     return new Promise((resolve, reject) => {
       fn.call(client, req, new grpc.Metadata(), { deadline }, (err, res) => {
-        if (err) reject(new CriError(err.code, err.details, method));
+        if (err) reject(this.error(err, method));
         else resolve(res as (Methods[S][M] & { res: unknown })["res"]);
       });
     });
@@ -69,10 +85,15 @@ export class CriClient {
       call.on("data", (m: unknown) => onMessage(m as (Methods[S][M] & { res: unknown })["res"]));
       call.on("error", (err: grpc.ServiceError) => {
         if (err.code === grpc.status.CANCELLED && opts.signal?.aborted) resolve();
-        else reject(new CriError(err.code, err.details, method));
+        else reject(this.error(err, method));
       });
       call.on("end", () => resolve());
     });
+  }
+
+  private error(err: grpc.ServiceError, method: string): CriError {
+    const details = err.code === grpc.status.UNAVAILABLE ? unavailableDetails(err.details, this.socket) : err.details;
+    return new CriError(err.code, details, method);
   }
 
   close(): void {

@@ -1,87 +1,79 @@
-// `crib ctl`: a crictl-style client built into the binary.
+// `crib ctl`: a crictl-style client built into the binary. Global flags come before
+// the command, as with crictl; each command's flags are parsed against its spec
+// (commands.ts), so its help and its parser agree.
+import { flag, UsageError, type ParsedArgs } from "../cli/args.ts";
+import { findCommand, parseCommand } from "../cli/command.ts";
+import { reportError, type Running } from "../cli/exit.ts";
+import { CTL, CTL_GLOBAL_FLAGS } from "../cli/faces.ts";
+import { renderHelp, type HelpExtra } from "../cli/help.ts";
 import { loadConfig } from "../config/config.ts";
-import { type FlagSpec, flag, parseArgs, UsageError, usageOf } from "../cli/args.ts";
-import { ctlLoad, ctlPin, ctlSave, ctlUnpin } from "./archive_commands.ts";
 import { CriClient } from "./client.ts";
-import type { CtlContext } from "./context.ts";
-import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_commands.ts";
-import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
-import { ctlEvents, ctlStats, ctlStatsp } from "./stats_commands.ts";
-import { ctlAttach, ctlExec, ctlPortForward } from "./stream_commands.ts";
-import { ctlCreate, ctlInspect, ctlInspectp, ctlLogs, ctlPods, ctlPs, ctlRm, ctlRmp, ctlRunp, ctlStart, ctlStop, ctlStopp } from "./runtime_objects.ts";
+import type { CtlCommand } from "./command.ts";
+import { CTL_COMMANDS } from "./commands.ts";
 
-export const GLOBAL_FLAGS: FlagSpec[] = [
-  { name: "runtime-endpoint", short: "r", help: "CRI endpoint (default: the configured socket, unix:///run/crib/crib.sock)" },
-  { name: "image-endpoint", short: "i", help: "image endpoint (default: the runtime endpoint)" },
-  { name: "config", short: "c", help: "crib config file to read the socket path from" },
-  { name: "timeout", short: "t", help: "per-call timeout in seconds (default 10)" },
-];
+/** What the help of `crib ctl` (its command list) or of one ctl command adds to the spec's. */
+export function ctlHelpExtra(of: readonly CtlCommand[] | CtlCommand): HelpExtra {
+  if ("run" in of) return { footer: `Global flags (-r ENDPOINT, -c FILE, -t SECONDS) go before the command: crib ctl -r ENDPOINT ${of.name} ...` };
+  return { commands: of };
+}
 
-type Command = { run: (ctx: CtlContext) => Promise<number>; help: string };
+const CTL_RUNNING: Running = { spec: CTL, path: "crib ctl", help: ctlHelpExtra(CTL_COMMANDS) };
 
-const COMMANDS: Record<string, Command> = {
-  version: { run: ctlVersion, help: "runtime name and versions" },
-  info: { run: ctlInfo, help: "runtime status, conditions and effective config (JSON)" },
-  pull: { run: ctlPull, help: "pull an image, with live progress per layer" },
-  images: { run: ctlImages, help: "list images" },
-  img: { run: ctlImages, help: "alias of images" },
-  inspecti: { run: ctlInspecti, help: "image status and config (JSON)" },
-  rmi: { run: ctlRmi, help: "remove images" },
-  store: { run: ctlStore, help: "what the image store holds on disk" },
-  load: { run: ctlLoad, help: "import images from an archive (OCI layout or docker save tar, .gz/.zst)" },
-  save: { run: ctlSave, help: "write images to an archive: -o FILE IMAGE... (OCI layout + docker manifest.json)" },
-  pin: { run: ctlPin, help: "pin images: the kubelet's image GC keeps them" },
-  unpin: { run: ctlUnpin, help: "unpin images" },
-  pods: { run: ctlPods, help: "list pod sandboxes" },
-  runp: { run: ctlRunp, help: "run a pod sandbox from a JSON/YAML pod config" },
-  stopp: { run: ctlStopp, help: "stop pod sandboxes" },
-  rmp: { run: ctlRmp, help: "remove pod sandboxes" },
-  inspectp: { run: ctlInspectp, help: "pod sandbox status (JSON)" },
-  ps: { run: ctlPs, help: "list containers (-a for all)" },
-  create: { run: ctlCreate, help: "create a container: POD-ID CONTAINER-CONFIG POD-CONFIG" },
-  start: { run: ctlStart, help: "start containers" },
-  stop: { run: ctlStop, help: "stop containers" },
-  rm: { run: ctlRm, help: "remove containers" },
-  inspect: { run: ctlInspect, help: "container status (JSON)" },
-  logs: { run: ctlLogs, help: "print a container's log (-f to follow)" },
-  stats: { run: ctlStats, help: "container resource usage (-a for all, --pod ID)" },
-  statsp: { run: ctlStatsp, help: "pod sandbox resource usage" },
-  events: { run: ctlEvents, help: "print container and pod events as they happen, until Ctrl-C" },
-  exec: { run: ctlExec, help: "run a command in a running container: [-i] [-t] CONTAINER CMD..." },
-  attach: { run: ctlAttach, help: "attach to a running container's stdio: [-i] [-t] CONTAINER" },
-  "port-forward": { run: ctlPortForward, help: "forward local ports to a pod: POD [LOCAL:]REMOTE..." },
-};
-
-function usage(): string {
-  const cmds = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(14)}${c.help}`).join("\n");
-  return `Usage: crib ctl [global flags] COMMAND [flags]\n\nCommands:\n${cmds}\n\nGlobal flags:\n${usageOf(GLOBAL_FLAGS)}\n`;
+function running(cmd: CtlCommand): Running {
+  return { spec: cmd, path: `crib ctl ${cmd.name}`, help: ctlHelpExtra(cmd) };
 }
 
 export async function ctl(argv: string[]): Promise<number> {
-  // Global flags come before the command, as with crictl.
-  const cmdIndex = findCommand(argv);
-  const globalArgs = parseArgs(argv.slice(0, cmdIndex), GLOBAL_FLAGS);
-  const name = argv[cmdIndex];
-  if (name === undefined || name === "help") {
-    process.stdout.write(usage());
-    return name === undefined ? 2 : 0;
-  }
-  const cmd = COMMANDS[name];
-  if (!cmd) throw new UsageError(`unknown ctl command "${name}" (crib ctl help lists them)`);
-  const endpoint = flag(globalArgs, "runtime-endpoint") ?? `unix://${loadConfig(flag(globalArgs, "config")).config.socket}`;
-  const timeout = Number(flag(globalArgs, "timeout") ?? "10");
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds`);
-  const client = new CriClient(endpoint, timeout * 1000);
+  let now = CTL_RUNNING;
   try {
-    return await cmd.run({ client, argv: argv.slice(cmdIndex + 1), out: (t) => process.stdout.write(t) });
-  } finally {
-    client.close();
+    const at = commandIndex(argv);
+    const global = parseCommand(argv.slice(0, at), CTL);
+    const name = argv[at];
+    if (name === undefined) {
+      process.stdout.write(renderHelp(CTL, CTL_RUNNING.path, CTL_RUNNING.help));
+      return 2;
+    }
+    if (name === "help") return help(argv.slice(at + 1));
+    const cmd = findCommand(CTL_COMMANDS, name);
+    if (!cmd) throw new UsageError(`unknown command "${name}"`);
+    now = running(cmd);
+    const args = parseCommand(argv.slice(at + 1), cmd);
+    const client = connect(global);
+    try {
+      return await cmd.run({ client, args, out: (t) => process.stdout.write(t) });
+    } finally {
+      client.close();
+    }
+  } catch (e) {
+    return reportError(e, now);
   }
 }
 
-/** Index of the first positional, skipping global flags and their values. */
-function findCommand(argv: string[]): number {
-  const valued = new Set(GLOBAL_FLAGS.flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+/** `crib ctl help [COMMAND]`, also reached by `crib help ctl [COMMAND]`. */
+function help(argv: string[]): number {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stdout.write(renderHelp(CTL, CTL_RUNNING.path, CTL_RUNNING.help));
+    return 0;
+  }
+  const cmd = findCommand(CTL_COMMANDS, name);
+  if (!cmd || cmd.hidden) throw new UsageError(`unknown command "${name}"`);
+  if (rest.length > 0) throw new UsageError(`help takes one command (got ${argv.join(" ")})`);
+  const r = running(cmd);
+  process.stdout.write(renderHelp(cmd, r.path, r.help));
+  return 0;
+}
+
+function connect(global: ParsedArgs): CriClient {
+  const timeout = Number(flag(global, "timeout") ?? "10");
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError("--timeout must be a positive number of seconds");
+  const endpoint = flag(global, "runtime-endpoint") ?? `unix://${loadConfig(flag(global, "config")).config.socket}`;
+  return new CriClient(endpoint, timeout * 1000);
+}
+
+/** Index of the command: the first positional, skipping global flags and their values. */
+function commandIndex(argv: string[]): number {
+  const valued = new Set(CTL_GLOBAL_FLAGS.filter((f) => !f.boolean).flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
   let i = 0;
   while (i < argv.length && argv[i]!.startsWith("-")) i += valued.has(argv[i]!) ? 2 : 1;
   return i;

@@ -1,4 +1,7 @@
-// Output helpers for crib ctl: sizes, durations, tables.
+// Output helpers for crib ctl: sizes, durations, tables, and JSON/YAML in crictl's shape.
+import protobuf from "protobufjs";
+import { stringify as toYaml } from "yaml";
+import { criType } from "../protocol/proto.ts";
 
 export function humanBytes(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -19,4 +22,61 @@ export function table(header: string[], rows: string[][]): string {
 
 export function shortId(id: string): string {
   return id.replace(/^sha256:/, "").slice(0, 13);
+}
+
+/** An id as a table shows it: short, unless --no-trunc. */
+export function idCell(id: string, noTrunc: boolean): string {
+  return noTrunc ? id : shortId(id);
+}
+
+/** protoc's JSON name of a field: snake_case to lowerCamelCase. */
+function jsonName(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function fieldValue(field: protobuf.Field, v: unknown): unknown {
+  const t = field.resolvedType;
+  if (t instanceof protobuf.Type) return messageJson(t, v as Record<string, unknown>);
+  if (t instanceof protobuf.Enum) return t.valuesById[v as number] ?? v;
+  if (typeof v === "bigint") return v.toString(); // 64-bit integers are strings in proto JSON
+  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+  return v;
+}
+
+function messageJson(type: protobuf.Type, v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    const x = v[field.name];
+    if (x === null || x === undefined) continue; // an unset message field is left out
+    if (field.map) out[jsonName(field.name)] = Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([k, e]) => [k, fieldValue(field, e)]));
+    else if (field.repeated) out[jsonName(field.name)] = (x as unknown[]).map((e) => fieldValue(field, e));
+    else out[jsonName(field.name)] = fieldValue(field, x);
+  }
+  return out;
+}
+
+/**
+ * A decoded CRI message as crictl prints it with -o json/yaml (Go's protojson with
+ * EmitDefaultValues): lowerCamelCase names, enums by name, 64-bit integers as strings,
+ * scalars at their defaults included, unset messages left out.
+ */
+export function protoJson(typeName: string, value: object): Record<string, unknown> {
+  return messageJson(criType(typeName), value as Record<string, unknown>);
+}
+
+/** The verbose `info` map of a status answer: JSON values parsed (as crictl shows them), other text kept. */
+export function verboseInfo(info: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(info).map(([k, v]) => {
+    try {
+      return [k, JSON.parse(v) as unknown];
+    } catch {
+      return [k, v];
+    }
+  }));
+}
+
+/** JSON (two-space indent, as crictl) or YAML of a plain object. */
+export function structured(format: string, value: unknown): string {
+  return format === "yaml" ? toYaml(value) : JSON.stringify(value, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2) + "\n";
 }

@@ -1,19 +1,29 @@
 // crib ctl pull / images / inspecti / rmi / store.
-import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
+import { boolFlag, flag, UsageError } from "../cli/args.ts";
 import type { PullProgress } from "../protocol/types.ts";
+import { NO_TRUNC, OBJECT_OUTPUT, QUIET, TABLE_OUTPUT, type CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
-import { humanBytes, shortId, table } from "./format.ts";
+import { humanBytes, idCell, protoJson, shortId, structured, table, verboseInfo } from "./format.ts";
 
 const PULL_TIMEOUT_MS = 6 * 3600 * 1000;
 
-export async function ctlPull({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [
-    { name: "creds", help: "registry credentials user[:password]" },
-    { name: "auth", help: "base64 user:password" },
-    { name: "quiet", short: "q", boolean: true, help: "print only the image id" },
-  ]);
+export const pull: CtlCommand = {
+  name: "pull",
+  summary: "pull an image, with live progress per layer",
+  args: "[flags] IMAGE",
+  flags: [
+    { name: "creds", value: "USER[:PASSWORD]", help: "registry credentials" },
+    { name: "auth", value: "BASE64", help: "registry credentials as base64 of user:password" },
+    { name: "quiet", short: "q", boolean: true, help: "no progress; print only the image reference" },
+  ],
+  examples: ["crib ctl pull busybox:latest", "crib ctl pull --creds me:secret registry.example:5000/app:1.2"],
+  run: runPull,
+};
+
+async function runPull({ client, args, out }: CtlContext): Promise<number> {
   const image = args.positionals[0];
-  if (!image || args.positionals.length > 1) throw new UsageError("usage: crib ctl pull [--creds USER[:PASS]] [--auth B64] IMAGE");
+  if (!image) throw new UsageError("which image? give IMAGE");
+  if (args.positionals.length > 1) throw new UsageError(`pull takes one IMAGE (got ${args.positionals.join(" ")})`);
   const creds = flag(args, "creds");
   const [username, password] = creds ? [creds.split(":")[0]!, creds.split(":").slice(1).join(":")] : ["", ""];
   const quiet = boolFlag(args, "quiet");
@@ -83,16 +93,24 @@ class ProgressView {
   }
 }
 
-export async function ctlImages({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [
-    { name: "quiet", short: "q", boolean: true, help: "only image ids" },
-    { name: "digests", boolean: true, help: "show digests" },
-    { name: "output", short: "o", help: "json" },
-  ]);
+export const images: CtlCommand = {
+  name: "images",
+  aliases: ["img"],
+  summary: "list images",
+  args: "[flags] [IMAGE]",
+  flags: [QUIET, { name: "digests", boolean: true, help: "show digests" }, TABLE_OUTPUT, NO_TRUNC],
+  operands: ["image"],
+  examples: ["crib ctl images", "crib ctl images -o json busybox"],
+  run: runImages,
+};
+
+async function runImages({ client, args, out }: CtlContext): Promise<number> {
   const filter = args.positionals[0];
+  if (args.positionals.length > 1) throw new UsageError(`images takes at most one IMAGE filter (got ${args.positionals.join(" ")})`);
   const res = await client.call("ImageService", "ListImages", { filter: filter ? { image: { image: filter } } : null });
-  if (flag(args, "output") === "json") {
-    out(JSON.stringify({ images: res.images }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+  const format = flag(args, "output") ?? "table";
+  if (format !== "table") {
+    out(structured(format, protoJson("runtime.v1.ListImagesResponse", res)));
     return 0;
   }
   if (boolFlag(args, "quiet")) {
@@ -106,8 +124,9 @@ export async function ctlImages({ client, argv, out }: CtlContext): Promise<numb
     for (const t of tags.length > 0 ? tags : ["<none>:<none>"]) {
       const i = t.lastIndexOf(":");
       const row = [t.slice(0, i), t.slice(i + 1)];
-      if (boolFlag(args, "digests")) row.push(shortId(digest));
-      row.push(shortId(img.id), humanBytes(Number(img.size)));
+      const noTrunc = boolFlag(args, "no-trunc");
+      if (boolFlag(args, "digests")) row.push(idCell(digest, noTrunc));
+      row.push(idCell(img.id, noTrunc), humanBytes(Number(img.size)));
       rows.push(row);
     }
   }
@@ -116,32 +135,48 @@ export async function ctlImages({ client, argv, out }: CtlContext): Promise<numb
   return 0;
 }
 
-export async function ctlInspecti({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, []);
-  if (args.positionals.length === 0) throw new UsageError("usage: crib ctl inspecti IMAGE [IMAGE...]");
+export const inspecti: CtlCommand = {
+  name: "inspecti",
+  summary: "image status, config and where it came from",
+  args: "[flags] IMAGE...",
+  flags: [OBJECT_OUTPUT],
+  operands: ["image"],
+  examples: ["crib ctl inspecti busybox:latest", "crib ctl inspecti -o yaml busybox"],
+  run: runInspecti,
+};
+
+async function runInspecti({ client, args, out }: CtlContext): Promise<number> {
+  if (args.positionals.length === 0) throw new UsageError("which image? give IMAGE...");
   let code = 0;
   for (const image of args.positionals) {
     const res = await client.call("ImageService", "ImageStatus", { image: { image }, verbose: true });
     if (!res.image) {
-      process.stderr.write(`no such image: ${image}\n`);
+      process.stderr.write(`crib ctl inspecti: no such image: ${image}\n`);
       code = 1;
       continue;
     }
-    const info: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(res.info)) info[k] = JSON.parse(v) as unknown;
-    out(JSON.stringify({ status: res.image, ...info }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+    out(structured(flag(args, "output") ?? "json", { status: protoJson("runtime.v1.Image", res.image), ...verboseInfo(res.info) }));
   }
   return code;
 }
 
-export async function ctlRmi({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [{ name: "prune", boolean: true, help: "remove every image (no container use tracked yet)" }]);
-  if (args.positionals.length === 0) throw new UsageError("usage: crib ctl rmi IMAGE [IMAGE...]");
+export const rmi: CtlCommand = {
+  name: "rmi",
+  summary: "remove images",
+  args: "IMAGE...",
+  flags: [],
+  operands: ["image"],
+  examples: ["crib ctl rmi busybox:latest", "crib ctl images -q | xargs crib ctl rmi"],
+  run: runRmi,
+};
+
+async function runRmi({ client, args, out }: CtlContext): Promise<number> {
+  if (args.positionals.length === 0) throw new UsageError("which image? give IMAGE...");
   let code = 0;
   for (const image of args.positionals) {
     const st = await client.call("ImageService", "ImageStatus", { image: { image }, verbose: false });
     if (!st.image) {
-      process.stderr.write(`no such image: ${image}\n`);
+      process.stderr.write(`crib ctl rmi: no such image: ${image}\n`);
       code = 1;
       continue;
     }
@@ -151,7 +186,16 @@ export async function ctlRmi({ client, argv, out }: CtlContext): Promise<number>
   return code;
 }
 
-export async function ctlStore({ client, out }: CtlContext): Promise<number> {
+export const store: CtlCommand = {
+  name: "store",
+  summary: "what the image store holds on disk, and what nothing uses",
+  args: "",
+  flags: [],
+  examples: ["crib ctl store"],
+  run: runStore,
+};
+
+async function runStore({ client, out }: CtlContext): Promise<number> {
   const u = await client.call("Crib", "StoreUsage", {});
   out(
     table(["WHAT", "COUNT", "SIZE"], [

@@ -1,13 +1,11 @@
 // crib ctl stats, statsp and events, in crictl's shape.
-import { boolFlag, flag, parseArgs, UsageError } from "../cli/args.ts";
+import { boolFlag, flag, pairs, UsageError, type FlagSpec } from "../cli/args.ts";
 import { ContainerEventType, ContainerState, type ContainerEventResponse, type ContainerStats, type PodSandboxStats } from "../protocol/types.ts";
-import { CriError } from "./client.ts";
+import { LABEL, TABLE_OUTPUT, type CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
-import { humanBytes, shortId, table } from "./format.ts";
+import { humanBytes, protoJson, shortId, structured, table } from "./format.ts";
 
-const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x));
-
-const labelsOf = (values: string[] | undefined) => Object.fromEntries((values ?? []).map((l) => l.split("=", 2) as [string, string]));
+const SECONDS: FlagSpec = { name: "seconds", short: "s", value: "SECONDS", default: "1", help: "sample CPU over this many seconds" };
 
 function seconds(v: string | undefined): number {
   const s = Number(v ?? "1");
@@ -25,23 +23,34 @@ const cpuOf = (s: { cpu: ContainerStats["cpu"] } | null | undefined) =>
   s?.cpu?.usage_core_nano_seconds ? { t: s.cpu.timestamp, ns: s.cpu.usage_core_nano_seconds.value } : undefined;
 const bytes = (v: { value: bigint } | null | undefined) => (v ? humanBytes(Number(v.value)) : "-");
 
-export async function ctlStats({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [
+export const stats: CtlCommand = {
+  name: "stats",
+  summary: "container resource usage: CPU, memory, disk (running ones; -a for all)",
+  args: "[flags] [CONTAINER-ID]",
+  flags: [
     { name: "all", short: "a", boolean: true, help: "all containers, not only running ones" },
-    { name: "pod", short: "p", help: "only containers of this pod (id or prefix)" },
-    { name: "id", help: "only this container (id or prefix)" },
-    { name: "label", repeat: true, help: "key=value" },
-    { name: "seconds", short: "s", help: "sample CPU over this many seconds (default 1)" },
-    { name: "output", short: "o", help: "table (default) or json" },
-  ]);
-  const filter = { id: flag(args, "id") ?? args.positionals[0] ?? "", pod_sandbox_id: flag(args, "pod") ?? "", label_selector: labelsOf(args.flags.get("label")) };
+    { name: "pod", short: "p", value: "POD-ID", complete: "pod", help: "only containers of this pod (id or prefix)" },
+    { name: "id", value: "CONTAINER-ID", complete: "container", help: "only this container (id or prefix)" },
+    LABEL,
+    SECONDS,
+    TABLE_OUTPUT,
+  ],
+  operands: ["container"],
+  examples: ["crib ctl stats", "crib ctl stats -o json --pod 1a2b3c"],
+  run: runStats,
+};
+
+async function runStats({ client, args, out }: CtlContext): Promise<number> {
+  if (args.positionals.length > 1) throw new UsageError(`stats takes at most one CONTAINER-ID (got ${args.positionals.join(" ")})`);
+  const filter = { id: flag(args, "id") ?? args.positionals[0] ?? "", pod_sandbox_id: flag(args, "pod") ?? "", label_selector: pairs(args, "label") };
   const listed = await client.call("RuntimeService", "ListContainers", {
     filter: { id: filter.id, pod_sandbox_id: filter.pod_sandbox_id, label_selector: filter.label_selector, state: boolFlag(args, "all") ? null : { state: ContainerState.CONTAINER_RUNNING } },
   });
   const wanted = new Map(listed.containers.map((c) => [c.id, c]));
   const first = await client.call("RuntimeService", "ListContainerStats", { filter });
-  if (flag(args, "output") === "json") {
-    out(json({ stats: first.stats.filter((s) => wanted.has(s.attributes?.id ?? "")) }) + "\n");
+  const format = flag(args, "output") ?? "table";
+  if (format !== "table") {
+    out(structured(format, protoJson("runtime.v1.ListContainerStatsResponse", { stats: first.stats.filter((s) => wanted.has(s.attributes?.id ?? "")) })));
     return 0;
   }
   await Bun.sleep(seconds(flag(args, "seconds")) * 1000);
@@ -60,17 +69,23 @@ export async function ctlStats({ client, argv, out }: CtlContext): Promise<numbe
   return 0;
 }
 
-export async function ctlStatsp({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [
-    { name: "id", help: "only this pod (id or prefix)" },
-    { name: "label", repeat: true, help: "key=value" },
-    { name: "seconds", short: "s", help: "sample CPU over this many seconds (default 1)" },
-    { name: "output", short: "o", help: "table (default) or json" },
-  ]);
-  const filter = { id: flag(args, "id") ?? args.positionals[0] ?? "", label_selector: labelsOf(args.flags.get("label")) };
+export const statsp: CtlCommand = {
+  name: "statsp",
+  summary: "pod sandbox resource usage: CPU, memory, network, processes",
+  args: "[flags] [POD-ID]",
+  flags: [{ name: "id", value: "POD-ID", complete: "pod", help: "only this pod (id or prefix)" }, LABEL, SECONDS, TABLE_OUTPUT],
+  operands: ["pod"],
+  examples: ["crib ctl statsp", "crib ctl statsp -o yaml 1a2b3c"],
+  run: runStatsp,
+};
+
+async function runStatsp({ client, args, out }: CtlContext): Promise<number> {
+  if (args.positionals.length > 1) throw new UsageError(`statsp takes at most one POD-ID (got ${args.positionals.join(" ")})`);
+  const filter = { id: flag(args, "id") ?? args.positionals[0] ?? "", label_selector: pairs(args, "label") };
   const first = await client.call("RuntimeService", "ListPodSandboxStats", { filter });
-  if (flag(args, "output") === "json") {
-    out(json({ stats: first.stats }) + "\n");
+  const format = flag(args, "output") ?? "table";
+  if (format !== "table") {
+    out(structured(format, protoJson("runtime.v1.ListPodSandboxStatsResponse", first)));
     return 0;
   }
   await Bun.sleep(seconds(flag(args, "seconds")) * 1000);
@@ -107,20 +122,25 @@ export function formatEvent(e: ContainerEventResponse): string {
   return `${time} ${EVENT_NAMES[e.container_event_type] ?? e.container_event_type} ${what} ${shortId(e.container_id)}${name} (pod ${podName})\n`;
 }
 
-export async function ctlEvents({ client, argv, out }: CtlContext): Promise<number> {
-  const args = parseArgs(argv, [{ name: "output", short: "o", help: "text (default) or json (one object a line)" }]);
+export const events: CtlCommand = {
+  name: "events",
+  summary: "print container and pod events as they happen, until Ctrl-C",
+  args: "[flags]",
+  flags: [{ name: "output", short: "o", value: "FORMAT", values: ["text", "json"], default: "text", help: "output format (json: one object a line)" }],
+  examples: ["crib ctl events", "crib ctl events -o json | jq .containerEventType"],
+  run: runEvents,
+};
+
+async function runEvents({ client, args, out }: CtlContext): Promise<number> {
   const asJson = flag(args, "output") === "json";
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    await client.stream("RuntimeService", "GetContainerEvents", {}, (e) => out(asJson ? json(e) + "\n" : formatEvent(e)), { signal: ac.signal });
-  } catch (e) {
-    // The daemon ended the stream (shutting down, or we fell behind): say so plainly.
-    if (!(e instanceof CriError)) throw e;
-    process.stderr.write(`crib: ${e.message}\n`);
-    return 1;
+    await client.stream("RuntimeService", "GetContainerEvents", {}, (e) => out(asJson ? JSON.stringify(protoJson("runtime.v1.ContainerEventResponse", e)) + "\n" : formatEvent(e)), { signal: ac.signal });
+    // The daemon ending the stream (shutting down, or we fell behind) is a CriError:
+    // crib ctl prints it as its one-line failure.
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

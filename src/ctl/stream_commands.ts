@@ -3,38 +3,19 @@
 // size follows the window.
 
 import net from "node:net";
-import { UsageError } from "../cli/args.ts";
+import { boolFlag, UsageError, type FlagSpec, type ParsedArgs } from "../cli/args.ts";
 import { PortForwardClient, remoteCommand, type RemoteCommandIO, type RemoteCommandResult } from "../stream/client.ts";
 import type { TerminalSize } from "../stream/status.ts";
+import type { CtlCommand } from "./command.ts";
 import type { CtlContext } from "./context.ts";
 
-interface StreamFlags {
-  stdin: boolean;
-  tty: boolean;
-  rest: string[];
-}
+const STREAM_FLAGS: FlagSpec[] = [
+  { name: "interactive", short: "i", boolean: true, help: "send this terminal's stdin to the container" },
+  { name: "tty", short: "t", boolean: true, help: "a terminal: raw mode here, one stream for stdout and stderr" },
+];
 
-/**
- * Leading -i/--stdin and -t/--tty (also -it), then positionals. Everything after the
- * first positional belongs to the command, so `exec ID sh -c "..."` needs no `--`.
- */
-function streamFlags(argv: string[], command: string): StreamFlags {
-  const f: StreamFlags = { stdin: false, tty: false, rest: [] };
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      i++;
-      break;
-    }
-    if (a === "-i" || a === "--stdin" || a === "--interactive") f.stdin = true;
-    else if (a === "-t" || a === "--tty") f.tty = true;
-    else if (/^-[it]{2}$/.test(a)) f.stdin = f.tty = true;
-    else if (a.startsWith("-")) throw new UsageError(`${command}: unknown flag ${a} (flags: -i/--stdin, -t/--tty)`);
-    else break;
-  }
-  f.rest = argv.slice(i);
-  return f;
+function streamFlags(args: ParsedArgs): { stdin: boolean; tty: boolean } {
+  return { stdin: boolFlag(args, "interactive"), tty: boolFlag(args, "tty") };
 }
 
 /** Wire the local terminal (or pipes) to a remote command. */
@@ -78,7 +59,7 @@ async function flushed(): Promise<void> {
   await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
 }
 
-async function run(url: string, flags: { stdin: boolean; tty: boolean }): Promise<number> {
+async function run(command: string, url: string, flags: { stdin: boolean; tty: boolean }): Promise<number> {
   const { io, restore } = localIO(flags);
   let result: RemoteCommandResult;
   try {
@@ -86,29 +67,52 @@ async function run(url: string, flags: { stdin: boolean; tty: boolean }): Promis
   } finally {
     restore();
   }
-  if (result.message) process.stderr.write(`crib ctl: ${result.message.trim()}\n`);
+  if (result.message) process.stderr.write(`crib ctl ${command}: ${result.message.trim()}\n`);
   await flushed();
   return result.exitCode;
 }
 
-export async function ctlExec({ client, argv }: CtlContext): Promise<number> {
-  const f = streamFlags(argv, "exec");
-  const [container, ...cmd] = f.rest;
-  if (!container || cmd.length === 0) throw new UsageError("usage: crib ctl exec [-i] [-t] CONTAINER COMMAND [ARG...]");
+export const exec: CtlCommand = {
+  name: "exec",
+  summary: "run a command in a running container",
+  args: "[-i] [-t] CONTAINER-ID COMMAND [ARG...]",
+  flags: STREAM_FLAGS,
+  operands: ["container"],
+  // Flags after CONTAINER-ID belong to COMMAND: `exec ID ls --help` runs ls --help.
+  stopAtPositional: true,
+  examples: ["crib ctl exec -it 4d5e6f sh", "crib ctl exec 4d5e6f cat /etc/hostname"],
+  run: runExec,
+};
+
+async function runExec({ client, args }: CtlContext): Promise<number> {
+  const f = streamFlags(args);
+  const [container, ...rest] = args.positionals;
+  const cmd = rest[0] === "--" ? rest.slice(1) : rest; // exec ID -- CMD, as kubectl
+  if (!container || cmd.length === 0) throw new UsageError("give CONTAINER-ID and the COMMAND to run");
   const { url } = await client.call("RuntimeService", "Exec", {
     container_id: container, cmd, tty: f.tty, stdin: f.stdin, stdout: true, stderr: !f.tty, audit_request_id: "",
   });
-  return run(url, f);
+  return run("exec", url, f);
 }
 
-export async function ctlAttach({ client, argv }: CtlContext): Promise<number> {
-  const f = streamFlags(argv, "attach");
-  const [container, ...extra] = f.rest;
-  if (!container || extra.length > 0) throw new UsageError("usage: crib ctl attach [-i] [-t] CONTAINER");
+export const attach: CtlCommand = {
+  name: "attach",
+  summary: "attach to a running container's stdio",
+  args: "[-i] [-t] CONTAINER-ID",
+  flags: STREAM_FLAGS,
+  operands: ["container"],
+  examples: ["crib ctl attach -it 4d5e6f", "crib ctl attach 4d5e6f"],
+  run: runAttach,
+};
+
+async function runAttach({ client, args }: CtlContext): Promise<number> {
+  const f = streamFlags(args);
+  const [container, ...extra] = args.positionals;
+  if (!container || extra.length > 0) throw new UsageError("give one CONTAINER-ID");
   const { url } = await client.call("RuntimeService", "Attach", {
     container_id: container, stdin: f.stdin, tty: f.tty, stdout: true, stderr: !f.tty, audit_request_id: "",
   });
-  return run(url, f);
+  return run("attach", url, f);
 }
 
 function parseMapping(text: string): { local: number; remote: number } {
@@ -120,9 +124,19 @@ function parseMapping(text: string): { local: number; remote: number } {
   return { local, remote };
 }
 
-export async function ctlPortForward({ client, argv, out }: CtlContext): Promise<number> {
-  const [pod, ...specs] = argv;
-  if (!pod || specs.length === 0) throw new UsageError("usage: crib ctl port-forward POD [LOCALPORT:]REMOTEPORT...");
+export const portForward: CtlCommand = {
+  name: "port-forward",
+  summary: "forward local ports to a pod's ports, until Ctrl-C",
+  args: "POD-ID [LOCALPORT:]REMOTEPORT...",
+  flags: [],
+  operands: ["pod"],
+  examples: ["crib ctl port-forward 1a2b3c 8080:80", "crib ctl port-forward 1a2b3c :80   # a free local port"],
+  run: runPortForward,
+};
+
+async function runPortForward({ client, args, out }: CtlContext): Promise<number> {
+  const [pod, ...specs] = args.positionals;
+  if (!pod || specs.length === 0) throw new UsageError("give POD-ID and at least one [LOCALPORT:]REMOTEPORT");
   const mappings = specs.map(parseMapping);
   const { url } = await client.call("RuntimeService", "PortForward", { pod_sandbox_id: pod, port: mappings.map((m) => m.remote) });
   // One streaming connection carries every forwarded connection, as with kubectl.
@@ -130,8 +144,8 @@ export async function ctlPortForward({ client, argv, out }: CtlContext): Promise
   const servers: net.Server[] = [];
   for (const m of mappings) {
     const server = net.createServer((sock) => {
-      pf.forward(sock, m.remote, (msg) => process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${msg.trim()}\n`)).catch((err: unknown) => {
-        process.stderr.write(`crib ctl: port-forward to ${m.remote}: ${(err as Error).message}\n`);
+      pf.forward(sock, m.remote, (msg) => process.stderr.write(`crib ctl port-forward: to ${m.remote}: ${msg.trim()}\n`)).catch((err: unknown) => {
+        process.stderr.write(`crib ctl port-forward: to ${m.remote}: ${(err as Error).message}\n`);
         sock.destroy();
       });
     });
@@ -152,7 +166,7 @@ export async function ctlPortForward({ client, argv, out }: CtlContext): Promise
     process.once("SIGTERM", stop);
     pf.conn.onClose(() => {
       if (stopping) return;
-      process.stderr.write("crib ctl: the streaming connection closed\n");
+      process.stderr.write("crib ctl port-forward: the streaming connection closed\n");
       resolve(1);
     });
   });

@@ -8,23 +8,7 @@
 // from the daemon's bundle held ~1,800 more functions (~0.4 MiB) for gRPC, registry
 // and image code it never runs; pause processes (one per pod sharing a PID namespace)
 // likewise.
-import { usageOf } from "../cli/args.ts";
-import { SERVE_FLAGS } from "../cli/serve_flags.ts";
-import { COMMIT, CRI_API_VERSION, VERSION } from "../version.ts";
-
-const USAGE = `crib: a Kubernetes container runtime (CRI) in one binary
-
-Usage:
-  crib serve [--config FILE]     run the daemon (CRI socket for the kubelet)
-  crib ctl COMMAND ...           talk to a running daemon, like crictl (crib ctl help)
-  crib monitor --state DIR       the node's container monitor (started by serve)
-  crib config [--config FILE]    print the effective config as YAML
-  crib install [--prefix DIR]    copy crib to DIR/bin and write its systemd unit (--print-unit)
-  crib version                   print version and commit
-
-Flags of serve and config:
-${usageOf(SERVE_FLAGS)}
-`;
+import { runTopLevel } from "../cli/top_level.ts";
 
 /** Face -> its entry module beside this file (also the list in build/compile.ts). */
 const ENTRY: Record<string, string> = {
@@ -32,6 +16,8 @@ const ENTRY: Record<string, string> = {
   ctl: "daemon",
   config: "daemon",
   install: "daemon",
+  help: "daemon",
+  completion: "daemon",
   monitor: "monitor",
   pause: "pause",
 };
@@ -60,23 +46,7 @@ function dispatch(argv: string[]): void {
     );
     return;
   }
-  switch (face) {
-    case "version":
-    case "--version":
-      process.stdout.write(`crib version ${VERSION}\ncommit: ${COMMIT}\nCRI API: ${CRI_API_VERSION}\n`);
-      process.exit(0);
-      break;
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(USAGE);
-      process.exit(face === undefined ? 2 : 0);
-      break;
-    default:
-      process.stderr.write(`crib: unknown command "${face}"\nRun "crib help" for usage.\n`);
-      process.exit(2);
-  }
+  process.exit(runTopLevel(argv));
 }
 
 dispatch(process.argv.slice(2));

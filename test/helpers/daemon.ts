@@ -112,8 +112,8 @@ export async function untilServing(c: CribInstance): Promise<void> {
 }
 
 /** Run dist/crib with args; collect output. */
-export async function runCrib(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([requireBinary(), ...args], { stdout: "pipe", stderr: "pipe" });
+export async function runCrib(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([requireBinary(), ...args], { stdout: "pipe", stderr: "pipe", env: opts.env ? { ...process.env, ...opts.env } : undefined });
   const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
