@@ -7,6 +7,7 @@ import { ctlImages, ctlInspecti, ctlPull, ctlRmi, ctlStore } from "./image_comma
 import { ctlInfo, ctlVersion } from "./runtime_commands.ts";
 import { ctlEvents, ctlStats, ctlStatsp } from "./stats_commands.ts";
 import { ctlAttach, ctlExec, ctlPortForward } from "./stream_commands.ts";
+import { ctlVerify } from "./verify_command.ts";
 import { ctlCreate, ctlInspect, ctlInspectp, ctlLogs, ctlPods, ctlPs, ctlRm, ctlRmp, ctlRunp, ctlStart, ctlStop, ctlStopp } from "./runtime_objects.ts";
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   save: { run: ctlSave, help: "write images to an archive: -o FILE IMAGE... (OCI layout + docker manifest.json)" },
   pin: { run: ctlPin, help: "pin images: the kubelet's image GC keeps them" },
   unpin: { run: ctlUnpin, help: "unpin images" },
+  verify: { run: ctlVerify, help: "check an image on its registry against the signature policy and print what matched" },
   pods: { run: ctlPods, help: "list pod sandboxes" },
   runp: { run: ctlRunp, help: "run a pod sandbox from a JSON/YAML pod config" },
   stopp: { run: ctlStopp, help: "stop pod sandboxes" },
