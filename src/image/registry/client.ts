@@ -104,15 +104,10 @@ export class RegistryClient {
    */
   async fetchDocument(ref: ImageRef, reference: string, opts: RequestOptions = {}): Promise<{ digest: string; bytes: Uint8Array; endpoint: string } | undefined> {
     const expected = reference.startsWith("sha256:") || reference.startsWith("sha512:") ? reference : undefined;
-    try {
-      return await this.acrossEndpoints(ref, false, async (ep) => {
-        const r = await this.fetchManifestBytes(ep, ref, reference, expected, undefined, opts);
-        return { digest: r.digest, bytes: r.bytes, endpoint: ep.host };
-      }, opts.signal);
-    } catch (e) {
-      if (e instanceof CribError && e.kind === "not_found") return undefined;
-      throw e;
-    }
+    return this.lookup(ref, async (ep) => {
+      const r = await this.fetchManifestBytes(ep, ref, reference, expected, undefined, opts);
+      return { digest: r.digest, bytes: r.bytes, endpoint: ep.host };
+    }, opts.signal);
   }
 
   /** A small blob read into memory (at most `limit` bytes) and checked against its digest. */
@@ -143,30 +138,26 @@ export class RegistryClient {
    */
   async referrers(ref: ImageRef, digest: string, artifactType: string, opts: RequestOptions = {}): Promise<Descriptor[] | undefined> {
     parseDigest(digest);
-    try {
-      return await this.acrossEndpoints(ref, false, async (ep) => {
-        const what = `referrers of ${ep.host}/${ref.path}@${digest}`;
-        const res = await this.get(ep, ref, `referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`, { accept: "application/vnd.oci.image.index.v1+json" }, what, opts);
-        if (res.status !== 200) {
-          await res.body.dump().catch(() => {});
-          throw notFound(`${what}: HTTP ${res.status}`);
-        }
-        const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
-        let doc: unknown;
-        try {
-          doc = JSON.parse(new TextDecoder().decode(bytes));
-        } catch {
-          throw notFound(`${what}: the answer is not JSON`);
-        }
-        const list = (doc as { manifests?: unknown }).manifests;
-        if (!Array.isArray(list)) throw notFound(`${what}: the answer is not an index`);
-        const out = list.filter((d): d is Descriptor => typeof d === "object" && d !== null && typeof (d as Descriptor).digest === "string" && typeof (d as Descriptor).size === "number");
-        return { endpoint: ep.host, list: out.filter((d) => d.artifactType === undefined || d.artifactType === artifactType) };
-      }, opts.signal).then((r) => r.list);
-    } catch (e) {
-      if (e instanceof CribError && e.kind === "not_found") return undefined;
-      throw e;
-    }
+    const found = await this.lookup(ref, async (ep) => {
+      const what = `referrers of ${ep.host}/${ref.path}@${digest}`;
+      const res = await this.get(ep, ref, `referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`, { accept: "application/vnd.oci.image.index.v1+json" }, what, opts);
+      if (res.status !== 200) {
+        await res.body.dump().catch(() => {});
+        throw notFound(`${what}: HTTP ${res.status}`);
+      }
+      const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(new TextDecoder().decode(bytes));
+      } catch {
+        throw notFound(`${what}: the answer is not JSON`);
+      }
+      const list = (doc as { manifests?: unknown }).manifests;
+      if (!Array.isArray(list)) throw notFound(`${what}: the answer is not an index`);
+      const out = list.filter((d): d is Descriptor => typeof d === "object" && d !== null && typeof (d as Descriptor).digest === "string" && typeof (d as Descriptor).size === "number");
+      return { endpoint: ep.host, list: out.filter((d) => d.artifactType === undefined || d.artifactType === artifactType) };
+    }, opts.signal);
+    return found?.list;
   }
 
   async close(): Promise<void> {
@@ -203,6 +194,32 @@ export class RegistryClient {
       }
     }
     throw unavailable(`no registry endpoint for ${repo}`);
+  }
+
+  /**
+   * Look something up that may be absent (a signature): the first endpoint
+   * that has it wins. Undefined when an endpoint answered "not there" and none
+   * had it, even if others could not be reached (a mirror may hold the
+   * image's signatures while the upstream is out of reach); the error when no
+   * endpoint answered at all.
+   */
+  private async lookup<T extends { endpoint: string }>(ref: ImageRef, fn: (ep: Endpoint) => Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+    let absent = false;
+    let lastError: unknown;
+    for (const ep of this.endpoints(ref.domain)) {
+      try {
+        return await fn(ep);
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        if (e instanceof CribError && e.kind === "not_found") absent = true;
+        else {
+          lastError = e;
+          logger.debug("registry endpoint failed for a lookup", { endpoint: ep.host, repo: repoName(ref), error: errorMessage(e) });
+        }
+      }
+    }
+    if (absent || lastError === undefined) return undefined;
+    throw lastError;
   }
 
   private credentials(ep: Endpoint, opts: RequestOptions): Credentials | undefined {
