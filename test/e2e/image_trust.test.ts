@@ -9,10 +9,10 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { NamespaceMode } from "../../src/cri/types.ts";
-import { type KeyKind, makeKey, pushCosignSignature, type TestKey } from "../helpers/cosign.ts";
+import { cosignPayload, type KeyKind, makeKey, pushCosignSignature, signatureManifest, signPayload, type TestKey } from "../helpers/cosign.ts";
 import { containerConfig, criError, podConfig } from "../helpers/cri.ts";
 import { type CribInstance, requireBinary, runCrib, startCrib, tempConfig } from "../helpers/daemon.ts";
-import { busyboxLayer, MEDIA_TYPES, pushImage, pushManifest, type PushedImage } from "../helpers/images.ts";
+import { busyboxLayer, MEDIA_TYPES, pushImage, pushManifest, sha256Digest, type PushedImage } from "../helpers/images.ts";
 import { freePort, startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -26,6 +26,9 @@ let keyDir: string;
 const keys = {} as Record<"p256" | "ed" | "other" | "rsa", TestKey>;
 const img = {} as Record<"signed" | "ed" | "rsa" | "unsigned" | "other" | "retag" | "tampered" | "open" | "blocked" | "mirrored" | "wrongIdentity", PushedImage>;
 let tamperedDigest: string;
+/** An OCI 1.1 front for `reg`: answers the referrers API, forwards the rest. */
+let referrersFront: { host: string; asked: string[]; stop(): void };
+let referred: PushedImage;
 
 /** busybox plus a one-file layer distinct per name (so each image has its own digests). */
 async function smallImage(r: StartedRegistry, repoTag: string): Promise<PushedImage> {
@@ -41,6 +44,7 @@ function policy(overrides: Record<string, unknown> = {}) {
       [`${reg.host}/open`]: "accept",
       [`${reg.host}/blocked`]: { type: "reject" },
       [MIRRORED_HOST]: { type: "signedBy", keys: [keys.p256.pubPath] },
+      [referrersFront.host]: { type: "signedBy", keys: [keys.ed.pubPath] },
       ...overrides,
     },
   };
@@ -111,6 +115,28 @@ beforeAll(async () => {
   img.wrongIdentity = await smallImage(mirror, "mirrored/wrongid:v1");
   await pushCosignSignature(mirror, "mirrored/wrongid", img.wrongIdentity.digest, keys.p256); // names the mirror's host
 
+  // Referrers: the signature manifest is pushed by digest only (no cosign tag) and
+  // listed by the front's referrers answer, as an OCI 1.1 registry lists it.
+  referred = await smallImage(reg, "team/referred:v1");
+  const front = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => frontFetch(req) });
+  referrersFront = { host: `127.0.0.1:${front.port}`, asked: [], stop: () => void front.stop(true) };
+  const payload = cosignPayload(`${referrersFront.host}/team/referred`, referred.digest);
+  const sig = signatureManifest([{ payload, signature: signPayload(keys.ed, payload) }]);
+  const sigDigest = await pushManifest(reg, "team/referred", sha256Digest(sig.bytes), MEDIA_TYPES.ociManifest, sig.bytes, sig.blobs);
+  const frontFetch = async (req: Request): Promise<Response> => {
+    const u = new URL(req.url);
+    if (u.pathname === `/v2/team/referred/referrers/${referred.digest}`) {
+      referrersFront.asked.push(u.search);
+      return Response.json(
+        { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [{ mediaType: MEDIA_TYPES.ociManifest, digest: sigDigest, size: sig.bytes.length, artifactType: "application/vnd.dev.cosign.artifact.sig.v1+json" }] },
+        { headers: { "content-type": MEDIA_TYPES.ociIndex } },
+      );
+    }
+    const h = new Headers(req.headers);
+    h.delete("host");
+    return fetch(`${reg.url}${u.pathname}${u.search}`, { method: req.method, headers: h, redirect: "manual" });
+  };
+
   const t = tempConfig();
   writeFileSync(t.configPath, stringify(configFor(t, policy())));
   crib = await startCrib({}, t);
@@ -123,6 +149,7 @@ afterAll(async () => {
     if (crib.proc.exitCode === null) await crib.stop();
     crib.cleanup();
   }
+  referrersFront?.stop();
   await reg?.stop();
   await mirror?.stop();
 });
@@ -188,6 +215,11 @@ describe("pulls under a signedBy rule", () => {
     // A signature naming the mirror's own host does not vouch for the original name.
     const e = await criError(pull(`${MIRRORED_HOST}/mirrored/wrongid:v1`));
     expect(e.details).toStartWith(`SignatureValidationFailed: the signature is for the image ${mirror.host}/mirrored/wrongid, not ${MIRRORED_HOST}/mirrored/wrongid`);
+  });
+
+  test("a signature listed only by the OCI 1.1 referrers API is found", async () => {
+    expect((await pull(`${referrersFront.host}/team/referred:v1`)).image_ref).toBe(referred.configDigest);
+    expect(referrersFront.asked).toEqual([`?artifactType=${encodeURIComponent("application/vnd.dev.cosign.artifact.sig.v1+json")}`]);
   });
 
   test("scopes: a repository prefix rule wins over the host rule; reject refuses", async () => {
