@@ -134,6 +134,9 @@ export class ImageService {
     };
     const started = performance.now();
     try {
+      // A rejected scope is refused before its registry is even asked.
+      const rule = this.trust.ruleFor(ref);
+      if (rule.type === "reject") evaluate(rule, ref, [], []);
       const resolved = await this.registry.resolve(ref, this.config.pull.platform, { auth: opts.auth, signal: opts.signal });
       const topDigest = resolved.index?.digest ?? resolved.manifestDigest;
       // Before anything of the image reaches the disk.

@@ -30,7 +30,7 @@ export interface Verdict {
  * signatures found? Throws signature_invalid with the precise reason.
  */
 export function evaluate(rule: Rule, ref: ImageRef, digests: readonly string[], signatures: readonly FoundSignature[], looked: readonly string[] = []): Verdict {
-  const image = `${refString(ref)}${ref.digest ? "" : ` (${digests[0]})`}`;
+  const image = `${refString(ref)}${ref.digest || digests.length === 0 ? "" : ` (${digests[0]})`}`;
   if (rule.type === "accept") return { rule, summary: `accepted by ${describeRule(rule)}`, matched: [] };
   if (rule.type === "reject") throw signatureInvalid(`${image} is rejected by ${describeRule(rule)}`);
 
