@@ -209,16 +209,26 @@ export class ImageService {
     const rule = this.trust.ruleFor(ref);
     if (rule.type === "accept" && this.trust.acceptsAll) return [];
     tracker.verification(`checking against ${describeRule(rule)}`);
-    const digests = digestsOf(resolved);
+    const j = await this.judge(ref, resolved, opts);
+    if (j.refusal) {
+      logger.warn("pull refused by the signature policy", { image: key, digest: j.digests[0], rule: j.rule.scope, reason: j.refusal.message });
+      throw j.refusal;
+    }
+    tracker.verification(j.verdict!.summary);
+    logger.info("image passed the signature policy", { image: key, digest: j.digests[0], rule: j.rule.scope, type: j.rule.type, keys: j.verdict!.matched.map((m) => m.key) });
+    return j.found;
+  }
+
+  /** The policy's verdict on a resolved image (signatures fetched through the same registry client), or why it refuses it. */
+  private async judge(ref: ImageRef, resolved: ResolveResult, opts: PullOptions): Promise<{ rule: Rule; digests: string[]; found: FoundSignature[]; verdict?: Verdict; refusal?: CribError }> {
+    const rule = this.trust.ruleFor(ref);
+    const digests = [...new Set([resolved.index?.digest ?? resolved.manifestDigest, resolved.manifestDigest])];
+    const { found, looked } = rule.type === "signedBy" ? await fetchSignatures(this.registry, ref, digests, { auth: opts.auth, signal: opts.signal }) : { found: [], looked: [] };
     try {
-      const { found, looked } = rule.type === "signedBy" ? await fetchSignatures(this.registry, ref, digests, { auth: opts.auth, signal: opts.signal }) : { found: [], looked: [] };
-      const verdict = evaluate(rule, ref, digests, found, looked);
-      tracker.verification(verdict.summary);
-      logger.info("image passed the signature policy", { image: key, digest: digests[0], rule: rule.scope, type: rule.type, keys: verdict.matched.map((m) => m.key) });
-      return found;
+      return { rule, digests, found, verdict: evaluate(rule, ref, digests, found, looked) };
     } catch (e) {
-      if (e instanceof CribError && e.kind === "signature_invalid") logger.warn("pull refused by the signature policy", { image: key, digest: digests[0], rule: rule.scope, reason: e.message });
-      throw e;
+      if (!(e instanceof CribError && e.kind === "signature_invalid")) throw e;
+      return { rule, digests, found, refusal: e };
     }
   }
 
@@ -229,17 +239,8 @@ export class ImageService {
   async verify(text: string, opts: PullOptions = {}): Promise<VerifyOutcome> {
     const ref = parseReference(text);
     const resolved = await this.registry.resolve(ref, this.config.pull.platform, { auth: opts.auth, signal: opts.signal });
-    const digests = digestsOf(resolved);
-    const rule = this.trust.ruleFor(ref);
-    const { found, looked } = rule.type === "signedBy" ? await fetchSignatures(this.registry, ref, digests, { auth: opts.auth, signal: opts.signal }) : { found: [], looked: [] };
-    const out: VerifyOutcome = { image: refString(ref), digests, rule, signaturesFound: found.length };
-    try {
-      out.verdict = evaluate(rule, ref, digests, found, looked);
-    } catch (e) {
-      if (!(e instanceof CribError && e.kind === "signature_invalid")) throw e;
-      out.refusal = e.message;
-    }
-    return out;
+    const j = await this.judge(ref, resolved, opts);
+    return { image: refString(ref), digests: j.digests, rule: j.rule, verdict: j.verdict, refusal: j.refusal?.message, signaturesFound: j.found.length };
   }
 
   /**
@@ -644,11 +645,6 @@ export class ImageService {
       ingestBytes: await dirBytes(join(this.config.root, "ingest")),
     };
   }
-}
-
-/** The digests that name a resolved image: its index (if any), then its platform manifest. */
-function digestsOf(resolved: ResolveResult): string[] {
-  return [...new Set([resolved.index?.digest ?? resolved.manifestDigest, resolved.manifestDigest])];
 }
 
 export function assertImageSpec(spec: { image: string } | null, rpc: string): string {

@@ -5,7 +5,7 @@
 //     signature (base64) in the annotation dev.cosignproject.cosign/signature;
 //   - the OCI 1.1 referrers API, where the registry offers it, for artifacts of
 //     cosign's signature type (same manifest shape).
-import { errorMessage } from "../../errors.ts";
+import { CribError, errorMessage } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import type { Descriptor } from "../manifest.ts";
 import { repoName, type ImageRef } from "../reference.ts";
@@ -83,7 +83,15 @@ export async function fetchSignatures(registry: RegistryClient, ref: ImageRef, d
     }
     for (const e of entries) {
       if (found.length >= MAX_SIGNATURES) return;
-      const payload = await registry.fetchSmallBlob(ref, e.payload, MAX_PAYLOAD_BYTES, opts);
+      let payload: Uint8Array;
+      try {
+        payload = await registry.fetchSmallBlob(ref, e.payload, MAX_PAYLOAD_BYTES, opts);
+      } catch (err) {
+        // A payload that is missing, too big or not what its digest says vouches for nothing.
+        if (!(err instanceof CribError) || err.kind === "registry_unavailable") throw err;
+        logger.warn("ignoring a signature whose payload cannot be fetched", { source, payload: e.payload.digest, error: err.message });
+        continue;
+      }
       found.push({ payload, signature: e.signature, source });
     }
   };
