@@ -11,7 +11,10 @@ export type ErrorKind =
   | "unavailable"
   | "permission_denied"
   | "unimplemented"
-  | "internal";
+  | "internal"
+  // Kubelets match these two by message prefix on gRPC UNKNOWN (status_codes.ts).
+  | "signature_invalid"
+  | "registry_unavailable";
 
 export class CribError extends Error {
   readonly kind: ErrorKind;
@@ -32,6 +35,10 @@ export const unavailable = (msg: string, cause?: unknown) => new CribError("unav
 export const permissionDenied = (msg: string, cause?: unknown) => new CribError("permission_denied", msg, { cause });
 export const unimplemented = (msg: string, cause?: unknown) => new CribError("unimplemented", msg, { cause });
 export const internal = (msg: string, cause?: unknown) => new CribError("internal", msg, { cause });
+/** An image refused by the signature policy; `reason` says which check failed. */
+export const signatureInvalid = (reason: string, cause?: unknown) => new CribError("signature_invalid", reason, { cause });
+/** A registry (or its token server) that cannot be reached or answers with a server error. */
+export const registryUnavailable = (msg: string, cause?: unknown) => new CribError("registry_unavailable", msg, { cause });
 
 /** A message for any thrown value, for logs and error wrapping. */
 export function errorMessage(err: unknown): string {

@@ -4,6 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
+import { compilePolicy, type Policy } from "../image/trust/keys.ts";
 import { errorMessage } from "../errors.ts";
 import type { CriContext } from "../cri/context.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
@@ -52,7 +53,11 @@ export async function serve(argv: string[]): Promise<number> {
   process.on("unhandledRejection", (err: unknown) =>
     serveLog.error("unhandled promise rejection (a bug; the daemon goes on)", { err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }),
   );
-  const { config, source } = loadConfig(flag(args, "config"));
+  // The policy's key files are read with the config, so a bad key fails start-up naming its line.
+  let policy: Policy | undefined;
+  const { config, source } = loadConfig(flag(args, "config"), (c) => {
+    policy = compilePolicy(c.policy);
+  });
   setLogLevel(config.log.level);
 
   // State dirs are private to root (CVE-2024-25621: world-readable state leaks).
@@ -65,7 +70,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (replacedStale) serveLog.warn("replaced a stale socket left by an earlier daemon", { socket: config.socket });
 
   const db = openDatabase(config.root);
-  const images = new ImageService(config, db);
+  const images = new ImageService(config, db, policy);
   await images.init();
   const pods = new PodService(config, db);
   const cni = CniManager.fromConfig(config);

@@ -1,10 +1,11 @@
 // The crib configuration: its shape, embedded defaults and loading.
 // The YAML shape follows ARCHITECTURE.md (registries as in k3s's registries.yaml).
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { isNode, LineCounter, parseDocument, type Document } from "yaml";
 import { CribError, errnoCode } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
-import { bool, duration, int, list, map, obj, oneOf, SchemaError, str, validate, type Spec } from "./schema.ts";
+import { checkPolicySection, DEFAULT_POLICY, type PolicyConfig } from "./policy_section.ts";
+import { bool, custom, duration, int, list, map, obj, oneOf, SchemaError, str, validate, type Segment, type Spec } from "./schema.ts";
 
 export interface RuntimeHandler { path: string; root?: string }
 export interface RegistryAuth { username?: string; password?: string; auth?: string; identityToken?: string }
@@ -32,6 +33,8 @@ export interface Config {
   };
   image: { pauseImage: string; pinned: string[] };
   registries: { mirrors: Record<string, { endpoint: string[] }>; configs: Record<string, RegistryHostConfig> };
+  /** Image signature policy (shape: policy_section.ts; meaning: src/image/trust/). */
+  policy: PolicyConfig;
 }
 
 const ABS_PATH = /^\/.*/;
@@ -66,6 +69,7 @@ export const CONFIG_SPEC: Spec = obj({
       tls: obj({ caFile: absPath(), certFile: absPath(), keyFile: absPath(), insecureSkipVerify: bool }),
     })),
   }),
+  policy: custom(checkPolicySection),
 });
 
 /** Node architecture names to OCI ones. */
@@ -105,6 +109,7 @@ export function defaultConfig(): Config {
     },
     image: { pauseImage: "registry.k8s.io/pause:3.10", pinned: [] },
     registries: { mirrors: {}, configs: {} },
+    policy: structuredClone(DEFAULT_POLICY),
   };
 }
 
@@ -125,35 +130,57 @@ export class ConfigError extends CribError {
   }
 }
 
-/** Parse config text (YAML) over the defaults. `source` names the file in errors. */
-export function parseConfig(text: string, source: string): Config {
-  const doc = parseDocument(text, { uniqueKeys: true });
+/**
+ * Parse config text (YAML) over the defaults. `source` names the file in errors.
+ * `check` runs on the result (the daemon reads the policy's key files there); a
+ * SchemaError from either is reported as "<file>: <key.path>: <problem> (line N)".
+ */
+export function parseConfig(text: string, source: string, check?: (c: Config) => void): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw new ConfigError(`${source}: invalid YAML: ${e.message.split("\n")[0]}`);
   }
   const data: unknown = doc.toJS();
-  if (data === null || data === undefined) return defaultConfig();
   try {
-    return validate(CONFIG_SPEC, data, defaultConfig(), "") as Config;
+    const config = data === null || data === undefined ? defaultConfig() : (validate(CONFIG_SPEC, data, defaultConfig(), "") as Config);
+    check?.(config);
+    return config;
   } catch (e) {
-    if (e instanceof SchemaError) throw new ConfigError(`${source}: ${e.message}`);
+    if (e instanceof SchemaError) {
+      const line = lineOf(doc, lineCounter, e.at);
+      throw new ConfigError(`${source}: ${e.message}${line ? ` (line ${line})` : ""}`);
+    }
     throw e;
   }
+}
+
+/** The line of the value at `at` (or of its nearest parent that is in the file). */
+function lineOf(doc: Document, lines: LineCounter, at: Segment[]): number | undefined {
+  for (let n = at.length; n > 0; n--) {
+    const node = doc.getIn(at.slice(0, n), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
 }
 
 /**
  * Load the config. With an explicit path the file must exist; the default path
  * may be absent (then the embedded defaults apply).
  */
-export function loadConfig(path: string | undefined): { config: Config; source: string } {
+export function loadConfig(path: string | undefined, check?: (c: Config) => void): { config: Config; source: string } {
   const file = path ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    if (path === undefined && errnoCode(e) === "ENOENT") return { config: defaultConfig(), source: "embedded defaults" };
+    if (path === undefined && errnoCode(e) === "ENOENT") {
+      const config = defaultConfig();
+      check?.(config);
+      return { config, source: "embedded defaults" };
+    }
     throw new ConfigError(`${file}: cannot read config: ${(e as Error).message}`);
   }
-  return { config: parseConfig(text, file), source: file };
+  return { config: parseConfig(text, file, check), source: file };
 }

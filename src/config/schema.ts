@@ -10,7 +10,12 @@ export type Spec =
   | { t: "enum"; values: readonly string[] }
   | { t: "list"; of: Spec }
   | { t: "object"; fields: Record<string, Spec> }
-  | { t: "map"; of: Spec };
+  | { t: "map"; of: Spec }
+  /** A section with its own checker (the image policy): it throws SchemaError with the path it is given. */
+  | { t: "custom"; check: (value: unknown, path: string, at: Segment[]) => unknown };
+
+/** Where a value sits in the file: keys and list indexes from the top (for line numbers). */
+export type Segment = string | number;
 
 export const str = (pattern?: RegExp, hint?: string): Spec => ({ t: "string", pattern, hint });
 export const int = (min?: number, max?: number): Spec => ({ t: "int", min, max });
@@ -20,6 +25,7 @@ export const oneOf = (...values: string[]): Spec => ({ t: "enum", values });
 export const list = (of: Spec): Spec => ({ t: "list", of });
 export const obj = (fields: Record<string, Spec>): Spec => ({ t: "object", fields });
 export const map = (of: Spec): Spec => ({ t: "map", of });
+export const custom = (check: (value: unknown, path: string, at: Segment[]) => unknown): Spec => ({ t: "custom", check });
 
 const DURATION = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -33,7 +39,7 @@ export function parseDuration(text: string): number {
 }
 
 export class SchemaError extends Error {
-  constructor(readonly path: string, problem: string) {
+  constructor(readonly path: string, problem: string, readonly at: Segment[] = []) {
     super(`${path || "(top level)"}: ${problem}`);
   }
 }
@@ -48,47 +54,50 @@ function describe(v: unknown): string {
  * Check `value` against `spec` and return it merged over `base` (the default).
  * Objects merge key by key; maps and lists from the file replace the default.
  */
-export function validate(spec: Spec, value: unknown, base: unknown, path: string): unknown {
+export function validate(spec: Spec, value: unknown, base: unknown, path: string, at: Segment[] = []): unknown {
+  const fail = (problem: string, p = path, a = at) => new SchemaError(p, problem, a);
   switch (spec.t) {
     case "string":
-      if (typeof value !== "string") throw new SchemaError(path, `expected a string, got ${describe(value)}`);
-      if (spec.pattern && !spec.pattern.test(value)) throw new SchemaError(path, `"${value}" is not valid: ${spec.hint ?? `must match ${spec.pattern}`}`);
+      if (typeof value !== "string") throw fail(`expected a string, got ${describe(value)}`);
+      if (spec.pattern && !spec.pattern.test(value)) throw fail(`"${value}" is not valid: ${spec.hint ?? `must match ${spec.pattern}`}`);
       return value;
     case "int":
-      if (typeof value !== "number" || !Number.isInteger(value)) throw new SchemaError(path, `expected an integer, got ${describe(value)}`);
-      if (spec.min !== undefined && value < spec.min) throw new SchemaError(path, `${value} is below the minimum ${spec.min}`);
-      if (spec.max !== undefined && value > spec.max) throw new SchemaError(path, `${value} is above the maximum ${spec.max}`);
+      if (typeof value !== "number" || !Number.isInteger(value)) throw fail(`expected an integer, got ${describe(value)}`);
+      if (spec.min !== undefined && value < spec.min) throw fail(`${value} is below the minimum ${spec.min}`);
+      if (spec.max !== undefined && value > spec.max) throw fail(`${value} is above the maximum ${spec.max}`);
       return value;
     case "bool":
-      if (typeof value !== "boolean") throw new SchemaError(path, `expected true or false, got ${describe(value)}`);
+      if (typeof value !== "boolean") throw fail(`expected true or false, got ${describe(value)}`);
       return value;
     case "duration":
-      if (typeof value !== "string") throw new SchemaError(path, `expected a duration such as "1m", got ${describe(value)}`);
-      try { parseDuration(value); } catch (e) { throw new SchemaError(path, (e as Error).message); }
+      if (typeof value !== "string") throw fail(`expected a duration such as "1m", got ${describe(value)}`);
+      try { parseDuration(value); } catch (e) { throw fail((e as Error).message); }
       return value;
     case "enum":
-      if (typeof value !== "string" || !spec.values.includes(value)) throw new SchemaError(path, `expected one of ${spec.values.join(", ")}, got ${describe(value)}`);
+      if (typeof value !== "string" || !spec.values.includes(value)) throw fail(`expected one of ${spec.values.join(", ")}, got ${describe(value)}`);
       return value;
     case "list":
-      if (!Array.isArray(value)) throw new SchemaError(path, `expected a list, got ${describe(value)}`);
-      return value.map((item, i) => validate(spec.of, item, undefined, `${path}[${i}]`));
+      if (!Array.isArray(value)) throw fail(`expected a list, got ${describe(value)}`);
+      return value.map((item, i) => validate(spec.of, item, undefined, `${path}[${i}]`, [...at, i]));
     case "map": {
-      if (!isPlainObject(value)) throw new SchemaError(path, `expected a mapping, got ${describe(value)}`);
+      if (!isPlainObject(value)) throw fail(`expected a mapping, got ${describe(value)}`);
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = validate(spec.of, v, undefined, join(path, k));
+      for (const [k, v] of Object.entries(value)) out[k] = validate(spec.of, v, undefined, join(path, k), [...at, k]);
       return out;
     }
     case "object": {
-      if (!isPlainObject(value)) throw new SchemaError(path, `expected a mapping, got ${describe(value)}`);
+      if (!isPlainObject(value)) throw fail(`expected a mapping, got ${describe(value)}`);
       const baseObj = isPlainObject(base) ? base : {};
       const out: Record<string, unknown> = { ...baseObj };
       for (const [k, v] of Object.entries(value)) {
         const field = spec.fields[k];
-        if (!field) throw new SchemaError(join(path, k), `unknown key (known keys here: ${Object.keys(spec.fields).join(", ")})`);
-        out[k] = validate(field, v, baseObj[k], join(path, k));
+        if (!field) throw fail(`unknown key (known keys here: ${Object.keys(spec.fields).join(", ")})`, join(path, k), [...at, k]);
+        out[k] = validate(field, v, baseObj[k], join(path, k), [...at, k]);
       }
       return out;
     }
+    case "custom":
+      return spec.check(value, path, at);
   }
 }
 

@@ -86,6 +86,8 @@ export class ContainerService {
   private async doCreate(key: string, pod: PodRecord, config: ContainerConfig): Promise<string> {
     const image = this.images.find(config.image!.image);
     if (!image) throw notFound(`CreateContainer: image "${config.image!.image}" is not present; pull it first`);
+    // A policy tightened since the pull applies to images already on the node.
+    this.images.assertAllowed(image);
     const imageConfig = await this.images.imageConfig(image);
     const id = randomBytes(32).toString("hex");
     const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";

@@ -13,6 +13,7 @@ export const cribWatchPull = serverStream<WatchPullRequest, PullProgress>(async 
         done: s.done,
         error: s.error,
         elapsed_ns: s.elapsedNs,
+        verification: s.verification,
       });
       if (s.done) finish();
     });

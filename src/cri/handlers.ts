@@ -17,6 +17,7 @@ import { cribLoadImages } from "./crib_load_images.ts";
 import { cribPinImage } from "./crib_pin_image.ts";
 import { cribSaveImages } from "./crib_save_images.ts";
 import { cribStoreUsage } from "./crib_store_usage.ts";
+import { cribVerifyImage } from "./crib_verify_image.ts";
 import { cribWatchPull } from "./crib_watch_pull.ts";
 import { imageFsInfo } from "./image_fs_info.ts";
 import { imageList, imageStream } from "./image_list.ts";
@@ -91,4 +92,5 @@ export const cribHandlers: CribHandlers = {
   LoadImages: cribLoadImages,
   SaveImages: cribSaveImages,
   PinImage: cribPinImage,
+  VerifyImage: cribVerifyImage,
 };

@@ -13,6 +13,18 @@ const CODES: Record<ErrorKind, status> = {
   permission_denied: status.PERMISSION_DENIED,
   unimplemented: status.UNIMPLEMENTED,
   internal: status.INTERNAL,
+  signature_invalid: status.UNKNOWN,
+  registry_unavailable: status.UNKNOWN,
+};
+
+/**
+ * Kubelets strip the gRPC status only from UNKNOWN errors and match the rest
+ * against their image errors (ErrSignatureValidationFailed,
+ * ErrRegistryUnavailable), which then reach `kubectl describe` as the reason.
+ */
+const PREFIXES: Partial<Record<ErrorKind, string>> = {
+  signature_invalid: "SignatureValidationFailed: ",
+  registry_unavailable: "RegistryUnavailable: ",
 };
 
 export interface GrpcFailure { code: status; details: string }
@@ -35,7 +47,7 @@ function diskFull(err: unknown): boolean {
 }
 
 export function toGrpcStatus(err: unknown, method: string): GrpcFailure {
-  if (err instanceof CribError) return { code: CODES[err.kind], details: bounded(err.message) };
+  if (err instanceof CribError) return { code: CODES[err.kind], details: bounded(`${PREFIXES[err.kind] ?? ""}${err.message}`) };
   const msg = err instanceof Error ? err.message : String(err);
   if (diskFull(err)) return { code: status.RESOURCE_EXHAUSTED, details: bounded(`${method}: disk full: ${msg}`) };
   return { code: status.INTERNAL, details: bounded(`${method}: internal error: ${msg}`) };

@@ -8,10 +8,11 @@ import { load, pin, save, unpin } from "./archive_commands.ts";
 import { info, version } from "./runtime_commands.ts";
 import { create, inspect, inspectp, logs, pods, ps, rm, rmp, runp, start, stop, stopp } from "./runtime_objects.ts";
 import { events, stats, statsp } from "./stats_commands.ts";
+import { verify } from "./verify_command.ts";
 
 export const CTL_COMMANDS: readonly CtlCommand[] = [
   version, info,
-  pull, images, inspecti, rmi, store, load, save, pin, unpin,
+  pull, verify, images, inspecti, rmi, store, load, save, pin, unpin,
   pods, runp, stopp, rmp, inspectp,
   ps, create, start, stop, rm, inspect, logs, exec, attach, portForward,
   stats, statsp, events,

@@ -60,6 +60,7 @@ async function runPull({ client, args, out }: CtlContext): Promise<number> {
 /** Per-layer progress: redrawn in place on a terminal, one line per change otherwise. */
 class ProgressView {
   private drawn = 0;
+  private verification = "";
   private readonly phases = new Map<string, string>();
   private readonly rates = new Map<string, { at: number; bytes: number; rate: number }>();
 
@@ -67,6 +68,11 @@ class ProgressView {
 
   render(p: PullProgress): void {
     const now = performance.now();
+    if (p.verification && p.verification !== this.verification) {
+      this.verification = p.verification;
+      this.out(`verify  ${p.verification}\n`);
+      this.drawn = 0; // the line above moved the layer table down
+    }
     const lines: string[] = [];
     for (const l of p.layers) {
       const size = Number(l.size);

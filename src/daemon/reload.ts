@@ -1,18 +1,20 @@
 // SIGHUP: read the config file again and apply what can change under a running
 // daemon (as CRI-O does): the log level, registries (mirrors, auth, TLS), pinned
-// images and the sandbox image, pull settings. Everything else (socket, root,
+// images and the sandbox image, pull settings, the image signature policy (its
+// key files are read again too). Everything else (socket, root,
 // state, runtime handlers, CNI dirs, streaming, metrics) is fixed at start-up:
 // those changes are logged by key and wait for a restart. A file that does not
 // parse changes nothing.
 import { loadConfig, type Config } from "../config/config.ts";
 import { errorMessage } from "../errors.ts";
+import { compilePolicy, type Policy } from "../image/trust/keys.ts";
 import { log, setLogLevel } from "../log/logger.ts";
 import type { CriContext } from "../cri/context.ts";
 
 const reloadLog = log.with({ component: "reload" });
 
 /** Config keys (and everything under them) that a reload applies. */
-export const RELOADABLE_KEYS = ["log.level", "registries", "image", "pull"] as const;
+export const RELOADABLE_KEYS = ["log.level", "registries", "image", "pull", "policy"] as const;
 
 export interface ReloadOutcome {
   /** Changed keys that now have their new value (leaf paths such as "log.level"). */
@@ -48,8 +50,11 @@ export function isReloadable(key: string): boolean {
 export function reloadConfig(d: CriContext, path: string | undefined): ReloadOutcome {
   let next: Config;
   let source: string;
+  let policy: Policy | undefined;
   try {
-    ({ config: next, source } = loadConfig(path));
+    ({ config: next, source } = loadConfig(path, (c) => {
+      policy = compilePolicy(c.policy);
+    }));
   } catch (e) {
     const error = errorMessage(e);
     reloadLog.error("config reload failed; the daemon keeps its running config", { error });
@@ -63,7 +68,7 @@ export function reloadConfig(d: CriContext, path: string | undefined): ReloadOut
   d.config.log = { ...d.config.log, level: next.log.level };
   // Registries, pull and image settings: the image component owns them (and
   // shares the config object with the daemon).
-  const { pinned, unpinned } = d.images.applySettings(next);
+  const { pinned, unpinned } = d.images.applySettings(next, policy);
   d.configSource = source;
 
   reloadLog.info("config reloaded", { config: source, applied, pinned: pinned.length, unpinned: unpinned.length });

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { CribError, deadlineExceeded, errnoCode, errorMessage, failedPrecondition, internal, notFound, resourceExhausted, unavailable } from "../errors.ts";
+import { CribError, deadlineExceeded, errnoCode, errorMessage, failedPrecondition, internal, notFound, registryUnavailable, resourceExhausted } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { fsyncDir } from "../storage/durable.ts";
 import { unlessAborted } from "../util/abortable.ts";
@@ -356,7 +356,7 @@ export class BlobStore {
       let retries = 0;
       const retryOrThrow = async (problem: string, cause?: unknown) => {
         if (retries >= maxRetries) {
-          throw unavailable(`download of blob ${d.text} failed at byte ${offset} of ${size} after ${retries} resumes: ${problem}`, cause);
+          throw registryUnavailable(`download of blob ${d.text} failed at byte ${offset} of ${size} after ${retries} resumes: ${problem}`, cause);
         }
         const wait = delays[Math.min(retries, delays.length - 1)] ?? 0;
         retries++;

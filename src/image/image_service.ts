@@ -19,13 +19,27 @@ import { MAX_CONFIG_BYTES, parseImageConfig, type Descriptor, type ImageConfig, 
 import { layerCompression } from "./media_types.ts";
 import { PullProgressHub, type PullTracker } from "./pull_progress.ts";
 import { looksLikeImageId, parseReference, refString, repoDigest, repoName, repoTag, type ImageRef } from "./reference.ts";
-import { RegistryClient, type AuthConfig } from "./registry/client.ts";
+import { RegistryClient, type AuthConfig, type ResolveResult } from "./registry/client.ts";
+import { compilePolicy, describeRule, type Policy, type Rule } from "./trust/keys.ts";
+import { fetchSignatures, type FoundSignature } from "./trust/signatures.ts";
+import { evaluate, ImageTrust, type Verdict } from "./trust/verifier.ts";
 
 const logger = log.with({ component: "image" });
 
 export interface PullOptions {
   auth?: AuthConfig;
   signal?: AbortSignal;
+}
+
+/** What `crib ctl verify` reports: the rule that applies and whether the image passes it. */
+export interface VerifyOutcome {
+  image: string;
+  digests: string[];
+  rule: Rule;
+  verdict?: Verdict;
+  /** Why the image is refused (no verdict). */
+  refusal?: string;
+  signaturesFound: number;
 }
 
 /** An image whose blobs are already in the blob store (an archive load), to unpack and record. */
@@ -59,8 +73,11 @@ export class ImageService {
   usedBy: (imageId: string) => string | undefined = () => undefined;
   /** Blobs and layers of pulls in progress: garbage collection must not take them. */
   private readonly inFlight = new Map<string, number>();
+  /** The signature policy in force (replaced by applySettings). */
+  readonly trust: ImageTrust;
 
-  constructor(private readonly config: Config, db: Database) {
+  constructor(private readonly config: Config, db: Database, policy: Policy = compilePolicy(config.policy)) {
+    this.trust = new ImageTrust(policy);
     this.blobs = new BlobStore(config.root);
     this.layers = new LayerStore(config.root, () => this.config.pull.syncFs);
     this.store = new ImageStore(db);
@@ -117,8 +134,13 @@ export class ImageService {
     };
     const started = performance.now();
     try {
+      // A rejected scope is refused before its registry is even asked.
+      const rule = this.trust.ruleFor(ref);
+      if (rule.type === "reject") evaluate(rule, ref, [], []);
       const resolved = await this.registry.resolve(ref, this.config.pull.platform, { auth: opts.auth, signal: opts.signal });
       const topDigest = resolved.index?.digest ?? resolved.manifestDigest;
+      // Before anything of the image reaches the disk.
+      const signatures = await this.verifyPull(ref, key, resolved, tracker, opts);
       hold(resolved.manifestDigest);
       await this.blobs.writeBytes(resolved.manifestDigest, resolved.manifestBytes);
       if (resolved.index) {
@@ -158,6 +180,10 @@ export class ImageService {
         this.isConfigPinned(names),
         layerRecords,
       );
+      if (signatures.length > 0) {
+        this.store.putSignatures(resolved.manifestDigest, signatures);
+        this.trust.forget();
+      }
       logger.info("pulled image", { image: key, id: record.id, layers: layers.length, bytes: size, ms: Math.round(performance.now() - started) });
       tracker.finish();
       if (!this.pulls.busy()) releaseGarbage();
@@ -172,6 +198,86 @@ export class ImageService {
         else this.inFlight.set(k, n);
       }
     }
+  }
+
+  /**
+   * Check the resolved image against the signature policy (its manifest digest
+   * is verified by now; no layer has been fetched). Returns the signatures
+   * found, to keep with the image; throws signature_invalid when refused.
+   */
+  private async verifyPull(ref: ImageRef, key: string, resolved: ResolveResult, tracker: PullTracker, opts: PullOptions): Promise<FoundSignature[]> {
+    const rule = this.trust.ruleFor(ref);
+    if (rule.type === "accept" && this.trust.acceptsAll) return [];
+    tracker.verification(`checking against ${describeRule(rule)}`);
+    const j = await this.judge(ref, resolved, opts);
+    if (j.refusal) {
+      logger.warn("pull refused by the signature policy", { image: key, digest: j.digests[0], rule: j.rule.scope, reason: j.refusal.message });
+      throw j.refusal;
+    }
+    tracker.verification(j.verdict!.summary);
+    logger.info("image passed the signature policy", { image: key, digest: j.digests[0], rule: j.rule.scope, type: j.rule.type, keys: j.verdict!.matched.map((m) => m.key) });
+    return j.found;
+  }
+
+  /** The policy's verdict on a resolved image (signatures fetched through the same registry client), or why it refuses it. */
+  private async judge(ref: ImageRef, resolved: ResolveResult, opts: PullOptions): Promise<{ rule: Rule; digests: string[]; found: FoundSignature[]; verdict?: Verdict; refusal?: CribError }> {
+    const rule = this.trust.ruleFor(ref);
+    const digests = [...new Set([resolved.index?.digest ?? resolved.manifestDigest, resolved.manifestDigest])];
+    const { found, looked } = rule.type === "signedBy" ? await fetchSignatures(this.registry, ref, digests, { auth: opts.auth, signal: opts.signal }) : { found: [], looked: [] };
+    try {
+      return { rule, digests, found, verdict: evaluate(rule, ref, digests, found, looked) };
+    } catch (e) {
+      if (!(e instanceof CribError && e.kind === "signature_invalid")) throw e;
+      return { rule, digests, found, refusal: e };
+    }
+  }
+
+  /**
+   * crib ctl verify: resolve the image on its registry and check it against the
+   * policy, as a pull would, without storing anything.
+   */
+  async verify(text: string, opts: PullOptions = {}): Promise<VerifyOutcome> {
+    const ref = parseReference(text);
+    const resolved = await this.registry.resolve(ref, this.config.pull.platform, { auth: opts.auth, signal: opts.signal });
+    const j = await this.judge(ref, resolved, opts);
+    return { image: refString(ref), digests: j.digests, rule: j.rule, verdict: j.verdict, refusal: j.refusal?.message, signaturesFound: j.found.length };
+  }
+
+  /**
+   * CreateContainer: an image on the node runs only if the current policy lets
+   * it through under one of its names, judged from the signatures stored when
+   * it was pulled (no registry call; verdicts are cached). Refusals are
+   * failed_precondition naming the rule.
+   */
+  assertAllowed(image: ImageRecord): void {
+    if (this.trust.acceptsAll) return;
+    const digests = [...new Set([image.topDigest, image.manifestDigest])];
+    const refs: ImageRef[] = [];
+    for (const n of image.names) {
+      try {
+        refs.push(parseReference(n));
+      } catch {
+        // a name crib could not have recorded; skip it
+      }
+    }
+    if (refs.length === 0) {
+      const rule = this.trust.policy.default;
+      if (rule.type === "accept") return;
+      throw failedPrecondition(`image ${image.id} has no name, so only the default rule applies, and ${describeRule(rule)} refuses it`);
+    }
+    let refusal: unknown;
+    for (const ref of refs) {
+      try {
+        this.trust.checkStored(ref, digests, () => this.store.signatures(image.manifestDigest));
+        return;
+      } catch (e) {
+        refusal ??= e;
+      }
+    }
+    throw failedPrecondition(
+      `image ${refString(refs[0]!)} (${image.id}) is on the node but the current signature policy refuses it: ${errorMessage(refusal)}; ` +
+        "it was accepted when pulled: pull it again once it is signed as the policy wants, or change the policy",
+    );
   }
 
   private progressOpts() {
@@ -408,8 +514,10 @@ export class ImageService {
    * Requests already sent finish on the old registry client; every later one,
    * also of a pull already running, uses the new registries.
    */
-  applySettings(next: Pick<Config, "registries" | "pull" | "image">): { pinned: string[]; unpinned: string[] } {
+  applySettings(next: Pick<Config, "registries" | "pull" | "image" | "policy">, policy: Policy = compilePolicy(next.policy)): { pinned: string[]; unpinned: string[] } {
     const before = this.configPinNames();
+    this.config.policy = next.policy;
+    this.trust.setPolicy(policy);
     this.config.registries = next.registries;
     this.config.pull = next.pull;
     this.config.image = next.image;
@@ -503,6 +611,7 @@ export class ImageService {
       await this.layers.remove(l.chainID);
       nLayers++;
     }
+    this.store.dropOrphanSignatures();
     // Directories without a row (a crash between unpack and commit).
     const known = new Set(this.store.layers().map((l) => l.chainID.slice("sha256:".length)));
     for (const hex of (await this.layers.listOnDisk()).complete) {

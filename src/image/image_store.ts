@@ -149,6 +149,26 @@ export class ImageStore {
     return { blobs, chainIDs };
   }
 
+  /** Keep the signatures found for an image's manifest (added to those already kept). */
+  putSignatures(manifestDigest: string, sigs: readonly { payload: Uint8Array; signature: Uint8Array; source: string }[]): void {
+    this.db.transaction(() => {
+      for (const s of sigs) {
+        this.db.query("INSERT INTO image_signatures (manifest_digest, payload, signature, source) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+          .run(manifestDigest, s.payload, s.signature, s.source);
+      }
+    })();
+  }
+
+  signatures(manifestDigest: string): { payload: Uint8Array; signature: Uint8Array; source: string }[] {
+    const rows = this.db.query("SELECT payload, signature, source FROM image_signatures WHERE manifest_digest = ?").all(manifestDigest) as { payload: Uint8Array; signature: Uint8Array; source: string }[];
+    return rows.map((r) => ({ payload: new Uint8Array(r.payload), signature: new Uint8Array(r.signature), source: r.source }));
+  }
+
+  /** Forget signatures of manifests no image holds any more. */
+  dropOrphanSignatures(): void {
+    this.db.query("DELETE FROM image_signatures WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images)").run();
+  }
+
   usage(): { layerBytes: number; layerInodes: number } {
     const r = this.db.query("SELECT coalesce(sum(bytes), 0) AS b, coalesce(sum(inodes), 0) AS i FROM layers").get() as { b: number; i: number };
     return { layerBytes: r.b, layerInodes: r.i };

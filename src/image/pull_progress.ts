@@ -10,6 +10,8 @@ export interface PullSnapshot {
   done: boolean;
   error: string;
   elapsedNs: bigint;
+  /** The signature policy step: what is being checked, then what let the image through. */
+  verification: string;
 }
 
 type Watcher = (s: PullSnapshot) => void;
@@ -20,6 +22,7 @@ export class PullTracker {
   private readonly layers = new Map<string, LayerState>();
   private readonly started = process.hrtime.bigint();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private verifying = "";
 
   constructor(readonly image: string, private readonly hub: PullProgressHub) {}
 
@@ -35,8 +38,13 @@ export class PullTracker {
     this.schedule();
   }
 
+  verification(text: string): void {
+    this.verifying = text;
+    this.schedule();
+  }
+
   snapshot(done = false, error = ""): PullSnapshot {
-    return { image: this.image, layers: [...this.layers.values()].map((l) => ({ ...l })), done, error, elapsedNs: process.hrtime.bigint() - this.started };
+    return { image: this.image, layers: [...this.layers.values()].map((l) => ({ ...l })), done, error, elapsedNs: process.hrtime.bigint() - this.started, verification: this.verifying };
   }
 
   finish(error?: string): void {

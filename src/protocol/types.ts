@@ -1173,6 +1173,7 @@ export interface CribMethods {
   LoadImages: { req: LoadImagesRequest; res: LoadImagesResponse; stream: false };
   SaveImages: { req: SaveImagesRequest; res: SaveImagesResponse; stream: false };
   PinImage: { req: PinImageRequest; res: PinImageResponse; stream: false };
+  VerifyImage: { req: VerifyImageRequest; res: VerifyImageResponse; stream: false };
 }
 
 export interface WatchPullRequest {
@@ -1192,6 +1193,7 @@ export interface PullProgress {
   done: boolean;
   error: string;
   elapsed_ns: bigint;
+  verification: string;
 }
 
 export interface StoreUsageRequest {
@@ -1244,4 +1246,26 @@ export interface PinImageRequest {
 
 export interface PinImageResponse {
   image: LoadedImage | null;
+}
+
+export interface VerifyImageRequest {
+  image: string;
+}
+
+export interface KeyMatch {
+  key: string;
+  key_type: string;
+  fingerprint: string;
+  source: string;
+}
+
+export interface VerifyImageResponse {
+  image: string;
+  digests: string[];
+  rule_scope: string;
+  rule_type: string;
+  allowed: boolean;
+  message: string;
+  matched: KeyMatch[];
+  signatures_found: number;
 }

@@ -65,6 +65,16 @@ const MIGRATIONS: string[] = [
      boot_id TEXT NOT NULL
    );
    CREATE INDEX containers_by_pod ON containers(pod_id);`,
+  // Signatures found when an image was pulled under a signedBy rule, kept so
+  // CreateContainer can judge images on the node against a changed policy
+  // without asking the registry.
+  `CREATE TABLE image_signatures (
+     manifest_digest TEXT NOT NULL,   -- the image's platform manifest
+     payload BLOB NOT NULL,           -- simple-signing payload, exact bytes
+     signature BLOB NOT NULL,         -- raw signature over the payload
+     source TEXT NOT NULL,            -- where it was found, for messages
+     PRIMARY KEY (manifest_digest, signature)
+   );`,
 ];
 
 export function openDatabase(root: string): Database {

@@ -455,7 +455,7 @@ describe("hostile or broken servers", () => {
       // An endless redirect loop is cut.
       const loop = proxy(reg.url, (_req, path) => new Response(null, { status: 302, headers: { location: path } }));
       const e = await rejection(client().fetchBlob(via(loop.host, oci), d));
-      expect(e.kind).toBe("unavailable");
+      expect(e.kind).toBe("registry_unavailable");
       expect(e.message).toContain("more than 5 redirects");
     } finally {
       void storage.stop(true);
@@ -477,7 +477,7 @@ describe("hostile or broken servers", () => {
 
     const broken = proxy(reg.url, () => new Response(JSON.stringify({ errors: [{ code: "UNKNOWN", message: "disk on fire" }] }), { status: 500 }));
     const e = await rejection(client().resolve(via(broken.host, oci), AMD64));
-    expect(e.kind).toBe("unavailable");
+    expect(e.kind).toBe("registry_unavailable");
     expect(e.message).toContain("HTTP 500");
     expect(e.message).toContain("disk on fire");
     expect(e.message).toContain(`${broken.host}/app:oci`);

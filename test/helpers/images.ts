@@ -309,6 +309,24 @@ export async function pushImage(reg: TestRegistry, repoAndTag: string, opts: Pus
   };
 }
 
+/**
+ * Pushes a manifest (any media type, e.g. a cosign signature manifest) and the
+ * blobs it points to under `reference` (a tag or digest) in `repo`.
+ */
+export async function pushManifest(
+  reg: TestRegistry,
+  repo: string,
+  reference: string,
+  mediaType: string,
+  manifestBytes: Uint8Array,
+  blobs: Uint8Array[] = [],
+  auth?: Credentials,
+): Promise<string> {
+  const session = new Session(reg, defaultCredentials(reg, auth));
+  for (const b of blobs) await uploadBlob(session, repo, b);
+  return await putManifest(session, repo, reference, mediaType, manifestBytes);
+}
+
 /** Copies a blob between repositories of the same registry (cross-repo mount, else GET+PUT). */
 async function copyBlob(s: Session, fromRepo: string, toRepo: string, digest: string): Promise<void> {
   if (await blobExists(s, toRepo, digest)) return;

@@ -174,7 +174,7 @@ describe("BlobStore.ensure", () => {
       ),
     );
     expect(calls).toEqual([0, 100, 200, 300]);
-    expect(e.kind).toBe("unavailable");
+    expect(e.kind).toBe("registry_unavailable");
     expect(e.message).toContain("after 3 resumes");
     // What arrived is kept for the next pull.
     expect(ingestFiles()).toEqual([`${digestOf(bytes).slice(7)}.partial`]);

@@ -7,7 +7,7 @@
 // Credentials and tokens are never logged and never sent to another origin
 // over plain HTTP.
 import type { RegistryAuth } from "../../config/config.ts";
-import { errorMessage, invalidArgument, permissionDenied, unavailable } from "../../errors.ts";
+import { errorMessage, invalidArgument, permissionDenied, registryUnavailable } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import { digestOf } from "../digest.ts";
 import { isLoopbackHost, type Endpoint } from "./hosts.ts";
@@ -193,15 +193,15 @@ export class Authorizer {
 
   private async fetchToken(ep: Endpoint, ch: Challenge, scope: string, creds: Credentials | undefined, signal?: AbortSignal): Promise<CachedToken> {
     const realmText = ch.params.realm;
-    if (!realmText) throw unavailable(`registry ${ep.host} asked for a bearer token but named no token server (realm)`);
+    if (!realmText) throw registryUnavailable(`registry ${ep.host} asked for a bearer token but named no token server (realm)`);
     let realm: URL;
     try {
       realm = new URL(realmText);
     } catch {
-      throw unavailable(`registry ${ep.host} named an invalid token server "${realmText.slice(0, 200)}"`);
+      throw registryUnavailable(`registry ${ep.host} named an invalid token server "${realmText.slice(0, 200)}"`);
     }
     if (realm.protocol !== "https:" && realm.protocol !== "http:") {
-      throw unavailable(`registry ${ep.host} named a token server with unsupported scheme ${realm.protocol}`);
+      throw registryUnavailable(`registry ${ep.host} named a token server with unsupported scheme ${realm.protocol}`);
     }
     const hasSecret = creds?.username !== undefined || creds?.identityToken !== undefined;
     if (hasSecret && realm.protocol === "http:" && !ep.plainHttp && !isLoopbackHost(realm.host)) {
@@ -237,7 +237,7 @@ export class Authorizer {
         res = await this.transport.send({ method: "GET", url, headers, signal, tls, what });
       }
     } catch (e) {
-      if (e instanceof NetworkError) throw unavailable(`cannot reach token server ${realm.host} for registry ${ep.host}: ${e.message}`, e);
+      if (e instanceof NetworkError) throw registryUnavailable(`cannot reach token server ${realm.host} for registry ${ep.host}: ${e.message}`, e);
       throw e;
     }
     if (res.status === 401 || res.status === 403) {
@@ -248,18 +248,18 @@ export class Authorizer {
     }
     if (res.status !== 200) {
       await res.body.dump().catch(() => {});
-      throw unavailable(`token server ${realm.host} answered HTTP ${res.status} for ${scope} on ${ep.host}`);
+      throw registryUnavailable(`token server ${realm.host} answered HTTP ${res.status} for ${scope} on ${ep.host}`);
     }
     const body = await readBody(res, MAX_TOKEN_RESPONSE_BYTES, `token response from ${realm.host}`);
     let doc: unknown;
     try {
       doc = JSON.parse(new TextDecoder().decode(body));
     } catch (e) {
-      throw unavailable(`token server ${realm.host} sent a response that is not JSON: ${errorMessage(e)}`);
+      throw registryUnavailable(`token server ${realm.host} sent a response that is not JSON: ${errorMessage(e)}`);
     }
     const o = (typeof doc === "object" && doc !== null ? doc : {}) as Record<string, unknown>;
     const token = typeof o.token === "string" && o.token !== "" ? o.token : typeof o.access_token === "string" ? o.access_token : "";
-    if (token === "") throw unavailable(`token server ${realm.host} sent no token for ${scope}`);
+    if (token === "") throw registryUnavailable(`token server ${realm.host} sent no token for ${scope}`);
     const ttl = typeof o.expires_in === "number" && o.expires_in > 0 ? o.expires_in : DEFAULT_TOKEN_TTL_S;
     // Renew a little early so a token does not expire between check and use.
     const margin = Math.min(10, ttl / 2);

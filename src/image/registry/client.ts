@@ -3,7 +3,7 @@
 // (mirrors first, then the registry itself; see hosts.ts); any failure at a
 // mirror falls through to the next endpoint. Every error names the registry
 // host, the repository, the tag or digest and the HTTP status.
-import { CribError, errorMessage, failedPrecondition, notFound, permissionDenied, resourceExhausted, unavailable } from "../../errors.ts";
+import { CribError, errorMessage, failedPrecondition, notFound, permissionDenied, registryUnavailable, resourceExhausted, unavailable } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import { digestOf, parseDigest } from "../digest.ts";
 import { MAX_MANIFEST_BYTES, parseManifest, selectPlatform, type Descriptor, type ImageIndex, type ImageManifest, type ParsedManifest, type Platform } from "../manifest.ts";
@@ -96,6 +96,70 @@ export class RegistryClient {
     return this.acrossEndpoints(ref, true, (ep) => this.fetchBlobAt(ep, ref, descriptor, opts.offset ?? 0, opts), opts.signal);
   }
 
+  /**
+   * A small document by tag or digest (a signature manifest), through the
+   * same endpoints, mirrors and auth as the image; its bytes are checked
+   * against the digest when one is named, but not parsed as an image.
+   * Undefined when no endpoint has it.
+   */
+  async fetchDocument(ref: ImageRef, reference: string, opts: RequestOptions = {}): Promise<{ digest: string; bytes: Uint8Array; endpoint: string } | undefined> {
+    const expected = reference.startsWith("sha256:") || reference.startsWith("sha512:") ? reference : undefined;
+    return this.lookup(ref, async (ep) => {
+      const r = await this.fetchManifestBytes(ep, ref, reference, expected, undefined, opts);
+      return { digest: r.digest, bytes: r.bytes, endpoint: ep.host };
+    }, opts.signal);
+  }
+
+  /** A small blob read into memory (at most `limit` bytes) and checked against its digest. */
+  async fetchSmallBlob(ref: ImageRef, descriptor: Descriptor, limit: number, opts: RequestOptions = {}): Promise<Uint8Array> {
+    const what = `blob ${descriptor.digest} of ${repoName(ref)}`;
+    if (descriptor.size > limit) throw resourceExhausted(`${what} is ${descriptor.size} bytes by its descriptor, over the ${limit} byte limit`);
+    const want = parseDigest(descriptor.digest);
+    return this.acrossEndpoints(ref, true, async (ep) => {
+      const res = await this.fetchBlobAt(ep, ref, descriptor, 0, opts);
+      const chunks: Uint8Array[] = [];
+      let n = 0;
+      for await (const c of res.body) {
+        n += c.length;
+        if (n > descriptor.size) throw failedPrecondition(`${what}: the registry sent more than its ${descriptor.size} bytes`);
+        chunks.push(c);
+      }
+      const bytes = Buffer.concat(chunks);
+      const got = digestOf(bytes, want.algorithm);
+      if (got !== descriptor.digest) throw failedPrecondition(`digest mismatch: ${what} has content with digest ${got}; the registry or something between sent wrong bytes`);
+      return { bytes: new Uint8Array(bytes), endpoint: ep.host };
+    }, opts.signal).then((r) => r.bytes);
+  }
+
+  /**
+   * The OCI 1.1 referrers of a manifest (GET /v2/<name>/referrers/<digest>),
+   * filtered by artifact type. Undefined when no endpoint offers the API
+   * (registries before OCI 1.1 answer 404).
+   */
+  async referrers(ref: ImageRef, digest: string, artifactType: string, opts: RequestOptions = {}): Promise<Descriptor[] | undefined> {
+    parseDigest(digest);
+    const found = await this.lookup(ref, async (ep) => {
+      const what = `referrers of ${ep.host}/${ref.path}@${digest}`;
+      const res = await this.get(ep, ref, `referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`, { accept: "application/vnd.oci.image.index.v1+json" }, what, opts);
+      if (res.status !== 200) {
+        await res.body.dump().catch(() => {});
+        throw notFound(`${what}: HTTP ${res.status}`);
+      }
+      const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(new TextDecoder().decode(bytes));
+      } catch {
+        throw notFound(`${what}: the answer is not JSON`);
+      }
+      const list = (doc as { manifests?: unknown }).manifests;
+      if (!Array.isArray(list)) throw notFound(`${what}: the answer is not an index`);
+      const out = list.filter((d): d is Descriptor => typeof d === "object" && d !== null && typeof (d as Descriptor).digest === "string" && typeof (d as Descriptor).size === "number");
+      return { endpoint: ep.host, list: out.filter((d) => d.artifactType === undefined || d.artifactType === artifactType) };
+    }, opts.signal);
+    return found?.list;
+  }
+
   async close(): Promise<void> {
     await this.transport.close();
   }
@@ -132,6 +196,32 @@ export class RegistryClient {
     throw unavailable(`no registry endpoint for ${repo}`);
   }
 
+  /**
+   * Look something up that may be absent (a signature): the first endpoint
+   * that has it wins. Undefined when an endpoint answered "not there" and none
+   * had it, even if others could not be reached (a mirror may hold the
+   * image's signatures while the upstream is out of reach); the error when no
+   * endpoint answered at all.
+   */
+  private async lookup<T extends { endpoint: string }>(ref: ImageRef, fn: (ep: Endpoint) => Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+    let absent = false;
+    let lastError: unknown;
+    for (const ep of this.endpoints(ref.domain)) {
+      try {
+        return await fn(ep);
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        if (e instanceof CribError && e.kind === "not_found") absent = true;
+        else {
+          lastError = e;
+          logger.debug("registry endpoint failed for a lookup", { endpoint: ep.host, repo: repoName(ref), error: errorMessage(e) });
+        }
+      }
+    }
+    if (absent || lastError === undefined) return undefined;
+    throw lastError;
+  }
+
   private credentials(ep: Endpoint, opts: RequestOptions): Credentials | undefined {
     // The pull's own credentials belong to the image's registry; a mirror gets only its configured ones.
     if (!ep.mirror) {
@@ -152,7 +242,7 @@ export class RegistryClient {
       try {
         return await this.transport.send({ method: "GET", url, headers: h, signal: opts.signal, tls: ep.config?.tls, what });
       } catch (e) {
-        if (e instanceof NetworkError) throw unavailable(`cannot reach registry ${ep.host} for ${what}: ${e.message}`, e);
+        if (e instanceof NetworkError) throw registryUnavailable(`cannot reach registry ${ep.host} for ${what}: ${e.message}`, e);
         throw e;
       }
     };
@@ -177,7 +267,7 @@ export class RegistryClient {
       return permissionDenied(`unauthorized: ${ep.host} refused access to ${where} ${suffix}; ${hint}`);
     }
     if (res.status === 404) return notFound(`${object} unknown: ${where} not found ${suffix}`);
-    return unavailable(`registry ${ep.host} failed for ${where} ${suffix}`);
+    return registryUnavailable(`registry ${ep.host} failed for ${where} ${suffix}`);
   }
 
   // ---- manifests ----
@@ -215,6 +305,20 @@ export class RegistryClient {
     expectedSize: number | undefined,
     opts: RequestOptions,
   ): Promise<Fetched> {
+    const { digest, bytes, contentType, what } = await this.fetchManifestBytes(ep, ref, reference, expectedDigest, expectedSize, opts);
+    const parsed = parseManifest(bytes, { contentType, what });
+    return { digest, bytes, parsed };
+  }
+
+  /** GET a manifest's bytes, checked against the digest asked for and the one the registry announces. */
+  private async fetchManifestBytes(
+    ep: Endpoint,
+    ref: ImageRef,
+    reference: string,
+    expectedDigest: string | undefined,
+    expectedSize: number | undefined,
+    opts: RequestOptions,
+  ): Promise<{ digest: string; bytes: Uint8Array; contentType: string | undefined; what: string }> {
     const id = reference.startsWith("sha256:") || reference.startsWith("sha512:") ? `@${reference}` : `:${reference}`;
     const what = `manifest ${ep.host}/${ref.path}${id}`;
     if (expectedSize !== undefined && expectedSize > MAX_MANIFEST_BYTES) {
@@ -252,8 +356,7 @@ export class RegistryClient {
         if (expectedDigest === undefined) digest = header.text;
       }
     }
-    const parsed = parseManifest(bytes, { contentType: headerValue(res.headers, "content-type"), what });
-    return { digest, bytes, parsed };
+    return { digest, bytes, contentType: headerValue(res.headers, "content-type"), what };
   }
 
   // ---- blobs ----
@@ -275,7 +378,7 @@ export class RegistryClient {
       start = range ? Number(range[1]) : Number.NaN;
       if (start !== offset) {
         await res.body.dump().catch(() => {});
-        throw unavailable(`${what}: asked for bytes from ${offset} but the registry sent a range starting at ${Number.isNaN(start) ? "an unknown place" : start}`);
+        throw registryUnavailable(`${what}: asked for bytes from ${offset} but the registry sent a range starting at ${Number.isNaN(start) ? "an unknown place" : start}`);
       }
     } else if (res.status === 200) {
       if (offset > 0) logger.info("registry ignored the Range request; restarting the blob from 0", { blob: d.digest, endpoint: ep.host, offset });

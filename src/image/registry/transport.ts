@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 // compiled binary.
 import type { Agent } from "undici/index.js";
 import type { RegistryTLS } from "../../config/config.ts";
-import { CribError, errnoCode, errorMessage, failedPrecondition, resourceExhausted, unavailable } from "../../errors.ts";
+import { CribError, errnoCode, errorMessage, failedPrecondition, registryUnavailable, resourceExhausted } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 
 const logger = log.with({ component: "registry" });
@@ -181,16 +181,16 @@ export class HttpTransport {
       if ([301, 302, 303, 307, 308].includes(status) && location !== undefined && req.method !== "POST") {
         await res.body.dump().catch(() => {});
         if (hop >= MAX_REDIRECTS) {
-          throw unavailable(`${req.what}: more than ${MAX_REDIRECTS} redirects, the last to ${new URL(location, url).origin}`);
+          throw registryUnavailable(`${req.what}: more than ${MAX_REDIRECTS} redirects, the last to ${new URL(location, url).origin}`);
         }
         let next: URL;
         try {
           next = new URL(location, url);
         } catch {
-          throw unavailable(`${req.what}: redirect to an invalid URL`);
+          throw registryUnavailable(`${req.what}: redirect to an invalid URL`);
         }
         if (next.protocol !== "http:" && next.protocol !== "https:") {
-          throw unavailable(`${req.what}: redirect to a ${next.protocol} URL`);
+          throw registryUnavailable(`${req.what}: redirect to a ${next.protocol} URL`);
         }
         // Credentials are for the registry only, never for blob storage elsewhere.
         if (!sameOrigin(next, url)) delete headers.authorization;
