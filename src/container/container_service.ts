@@ -18,6 +18,7 @@ import { ContainerFsStore } from "../storage/container_fs.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
 import { resolveUser } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
@@ -103,6 +104,7 @@ export class ContainerService {
       });
       const files = this.pods.files(pod);
       const pidNs = await this.pidNamespaceFor(pod, config);
+      const features = await handlerFeatures(pod.runtimeHandler, this.runtimeFor(pod).path);
       const spec = await buildContainerSpec({
         containerId: id,
         sandboxId: pod.id,
@@ -124,6 +126,7 @@ export class ContainerService {
         sandboxFiles: files,
         seccompProfileRoot: join(this.config.root, "seccomp"),
         runtimeCanLowerOomScore: false,
+        recursiveReadOnlyMounts: features.recursiveReadOnlyMounts,
       });
       const bundle = dirname(fs.rootfs);
       await writeAtomic(join(bundle, "config.json"), JSON.stringify(spec));

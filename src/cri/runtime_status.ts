@@ -1,4 +1,5 @@
 import { redactedConfig } from "../config/config.ts";
+import { criHandlerFeatures, featureReport, NODE_FEATURES } from "../container/runtime_features.ts";
 import { runtimeReadiness, networkReadiness } from "../daemon/readiness.ts";
 import { unary } from "./rpc.ts";
 import type { StatusRequest, StatusResponse } from "./types.ts";
@@ -12,6 +13,8 @@ export const runtimeStatus = unary<StatusRequest, StatusResponse>(async (d, req)
     // differs from the pause image it deploys.
     info.config = JSON.stringify({ ...redactedConfig(d.config), sandboxImage: d.config.image.pauseImage });
     info.configSource = d.configSource;
+    // Per handler, each node feature and why it is off (`crib ctl info` prints it).
+    info.featureSupport = JSON.stringify(await featureReport(d.config.runtime.handlers));
   }
   return {
     status: {
@@ -21,10 +24,9 @@ export const runtimeStatus = unary<StatusRequest, StatusResponse>(async (d, req)
       ],
     },
     info,
-    runtime_handlers: Object.keys(d.config.runtime.handlers).map((name) => ({
-      name,
-      features: { recursive_read_only_mounts: false, user_namespaces: false },
-    })),
-    features: { supplemental_groups_policy: false, user_namespaces_host_network: false },
+    runtime_handlers: await Promise.all(
+      Object.entries(d.config.runtime.handlers).map(async ([name, h]) => ({ name, features: await criHandlerFeatures(name, h.path) })),
+    ),
+    features: { supplemental_groups_policy: NODE_FEATURES.supplementalGroupsPolicy.supported, user_namespaces_host_network: NODE_FEATURES.userNamespacesHostNetwork.supported },
   };
 });

@@ -14,7 +14,7 @@ import { log } from "../../log/logger.ts";
 import type { ContainerConfig, PodSandboxConfig } from "../../cri/types.ts";
 import { computeCapabilities, readPermittedCapabilities } from "./capabilities.ts";
 import { defaultDeviceRules, resolveDevices } from "./devices.ts";
-import { planMaskedPaths, planMounts, type SandboxFiles } from "./mounts.ts";
+import { planMaskedPaths, planMounts, type RroSupport, type SandboxFiles } from "./mounts.ts";
 import { planNamespaces, type NamespacePaths } from "./namespaces.ts";
 import { OCI_VERSION, type OciSpec } from "./oci_types.ts";
 import { processArgs, processCwd, processEnv } from "./process.ts";
@@ -76,6 +76,8 @@ export interface ContainerSpecInput {
   cgroupNamespace?: boolean;
   /** "container" (default) or "sandbox" for an infra container. */
   containerType?: "container" | "sandbox";
+  /** Whether the runtime handler makes recursive read-only mounts (default: assume it does). */
+  recursiveReadOnlyMounts?: RroSupport;
   /** For tests: Node-style arch and kernel release the seccomp profile is built for. */
   arch?: string;
   kernelRelease?: string;
@@ -119,7 +121,13 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   }
 
   const readonlyRootfs = sc?.readonly_rootfs ?? false;
-  const mountPlan = planMounts({ criMounts: config.mounts, privileged, readonlyRootfs, sandboxFiles: input.sandboxFiles });
+  const mountPlan = planMounts({
+    criMounts: config.mounts,
+    privileged,
+    readonlyRootfs,
+    sandboxFiles: input.sandboxFiles,
+    ...(input.recursiveReadOnlyMounts !== undefined ? { rro: input.recursiveReadOnlyMounts } : {}),
+  });
   const paths = planMaskedPaths({ privileged, masked: sc?.masked_paths ?? [], readonly: sc?.readonly_paths ?? [] });
 
   // Privileged containers run without seccomp, as in containerd and CRI-O.

@@ -3,7 +3,7 @@
 // /etc/hostname, /dev/shm) and the CRI mounts; and the masked and read-only paths.
 
 import { posix } from "node:path";
-import { CribError, invalidArgument } from "../../errors.ts";
+import { CribError, failedPrecondition, invalidArgument } from "../../errors.ts";
 import type { Mount } from "../../cri/types.ts";
 import { MountPropagation } from "../../cri/types.ts";
 import type { OciMount } from "./oci_types.ts";
@@ -60,8 +60,14 @@ function cleanAbsolute(p: string, what: string): string {
   return posix.normalize(p).replace(/(.)\/+$/, "$1");
 }
 
-/** One CRI mount as an OCI bind mount. selinux_relabel is ignored (no SELinux support). */
-export function criMountToOci(m: Mount): OciMount {
+/** Whether the runtime handler makes recursive read-only mounts, and why not. */
+export interface RroSupport { supported: boolean; reason: string }
+
+/**
+ * One CRI mount as an OCI bind mount. selinux_relabel is ignored (no SELinux support).
+ * `rro`: whether the pod's runtime handler can honour recursive_read_only.
+ */
+export function criMountToOci(m: Mount, rro: RroSupport = { supported: true, reason: "" }): OciMount {
   const destination = cleanAbsolute(m.container_path, "mount container_path");
   if (m.image !== null && m.image.image !== "") {
     throw new CribError("unimplemented", `image volume mounts (${m.image.image} at ${destination}) are not supported by crib yet`);
@@ -78,6 +84,7 @@ export function criMountToOci(m: Mount): OciMount {
     if (m.propagation !== MountPropagation.PROPAGATION_PRIVATE) {
       throw invalidArgument(`mount ${destination}: recursive_read_only needs private propagation`);
     }
+    if (!rro.supported) throw failedPrecondition(`mount ${destination}: recursive_read_only is not available with this runtime handler: ${rro.reason}`);
     options.push("rro");
   }
   return { destination, type: "bind", source, options };
@@ -97,8 +104,10 @@ export function planMounts(opts: {
   privileged: boolean;
   readonlyRootfs: boolean;
   sandboxFiles: SandboxFiles;
+  /** Whether recursive read-only mounts work with the pod's runtime handler; default yes. */
+  rro?: RroSupport;
 }): MountPlan {
-  const cri = opts.criMounts.map(criMountToOci);
+  const cri = opts.criMounts.map((m) => criMountToOci(m, opts.rro));
   const criDest = new Set(cri.map((m) => m.destination));
 
   const extra: OciMount[] = [];

@@ -1,0 +1,128 @@
+// The node features of Kubernetes 1.30+ on the compiled daemon (issue 15): what
+// RuntimeStatus advertises per runtime handler (from the runtime's own `features` and the
+// kernel), and each feature working, or refused with a clear code, under real runc.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ContainerState, MountPropagation } from "../../src/cri/types.ts";
+import { MNT_DETACH, mount, umount2 } from "../../src/sys/mount.ts";
+import { containerConfig, criError, logLines, podConfig, waitStatus } from "../helpers/cri.ts";
+import { type CribInstance, runCrib, shutdownCrib, startCrib } from "../helpers/daemon.ts";
+import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
+import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+let reg: StartedRegistry;
+let image: PushedImage;
+let crib: CribInstance;
+let fakeRuntime = "";
+const cleanups: (() => void)[] = [];
+
+/** A runtime whose `features` knows neither "rro" nor id-mapped mounts (as runc 1.0 or a vendor fork); it runs containers with runc. */
+function writeFakeRuntime(dir: string): string {
+  const path = join(dir, "oldrunc");
+  const features = { ociVersionMin: "1.0.0", ociVersionMax: "1.0.2", mountOptions: ["bind", "rbind", "ro", "rw", "rprivate"], linux: { namespaces: ["mount", "network", "pid", "ipc", "uts", "user"] } };
+  writeFileSync(path, `#!/bin/sh\nif [ "$1" = features ]; then echo '${JSON.stringify(features)}'; exit 0; fi\nexec runc "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  image = await pushImage(reg, "node/busybox:1", { layers: [busyboxLayer()] });
+  fakeRuntime = writeFakeRuntime(tempDir("crib-fake-runtime-"));
+  crib = await startCrib({ runtime: { default: "runc", handlers: { runc: { path: "runc" }, old: { path: fakeRuntime } } } });
+  await crib.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
+});
+
+afterAll(async () => {
+  await shutdownCrib(crib);
+  for (const c of cleanups.splice(0).reverse()) c();
+  await reg?.stop();
+});
+
+async function handlers() {
+  const s = await crib.client.call("RuntimeService", "Status", { verbose: false });
+  return Object.fromEntries(s.runtime_handlers.map((h) => [h.name, h.features]));
+}
+
+/** Run `sh -c script` in a new pod (on `handler`) until it exits; its output lines. */
+async function runScript(name: string, script: string, extra: Parameters<typeof containerConfig>[3] = {}, handler = ""): Promise<string[]> {
+  const pod = podConfig(name);
+  const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod, runtime_handler: handler });
+  const { container_id: id } = await crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig(name, image.ref, ["sh", "-c", script], extra), sandbox_config: pod });
+  await crib.client.call("RuntimeService", "StartContainer", { container_id: id });
+  const st = await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+  const lines = (await logLines(st.log_path)).map((l) => l[2]);
+  await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  return lines;
+}
+
+describe("RuntimeStatus per handler", () => {
+  test("runc 1.1.5 on this kernel: recursive read-only mounts advertised", async () => {
+    const h = await handlers();
+    expect(h.runc?.recursive_read_only_mounts).toBe(true);
+  });
+
+  test("a runtime whose features lack rro and idmap: both flags false", async () => {
+    const h = await handlers();
+    expect(h.old).toEqual({ recursive_read_only_mounts: false, user_namespaces: false });
+  });
+
+  test("crib ctl info shows each handler's features and why one is off", async () => {
+    const r = await runCrib(["ctl", "-r", `unix://${crib.socket}`, "info"]);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout) as { featureSupport: { handlers: Record<string, { recursiveReadOnlyMounts: { supported: boolean; reason: string } }> } };
+    expect(info.featureSupport.handlers.runc?.recursiveReadOnlyMounts).toEqual({ supported: true, reason: "" });
+    const old = info.featureSupport.handlers.old?.recursiveReadOnlyMounts;
+    expect(old?.supported).toBe(false);
+    expect(old?.reason).toContain('does not list the mount option "rro"');
+  });
+});
+
+describe("recursive read-only mounts (KEP-3857)", () => {
+  let vol = "";
+  beforeAll(() => {
+    // A volume with a mount inside it: plain "ro" leaves the inner mount writable.
+    vol = join(tempDir("crib-rro-"), "vol");
+    mkdirSync(join(vol, "nested"), { recursive: true });
+    mount("tmpfs", join(vol, "nested"), "tmpfs", 0, "size=1m");
+    cleanups.push(() => umount2(join(vol, "nested"), MNT_DETACH));
+  });
+  const volMount = (rro: boolean, propagation: MountPropagation = MountPropagation.PROPAGATION_PRIVATE) => ({
+    mounts: [{ container_path: "/data", host_path: vol, readonly: true, recursive_read_only: rro, propagation }],
+  });
+  const probe = "touch /data/nested/f 2>/dev/null && echo nested-writable || echo nested-readonly; touch /data/f 2>/dev/null && echo top-writable || echo top-readonly";
+
+  test("a nested mount under an rro bind mount is read-only inside the container", async () => {
+    expect(await runScript("rro", probe, volMount(true))).toEqual(["nested-readonly", "top-readonly"]);
+  });
+
+  test("control: plain readonly leaves the nested mount writable", async () => {
+    expect(await runScript("ro", probe, volMount(false))).toEqual(["nested-writable", "top-readonly"]);
+  });
+
+  test("rro without private propagation is INVALID_ARGUMENT", async () => {
+    const pod = podConfig("rro-prop");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    const e = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig("c", image.ref, ["true"], volMount(true, MountPropagation.PROPAGATION_HOST_TO_CONTAINER)), sandbox_config: pod }));
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain("recursive_read_only needs private propagation");
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("rro on a handler whose runtime lacks it is FAILED_PRECONDITION saying why", async () => {
+    const pod = podConfig("rro-old");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod, runtime_handler: "old" });
+    const e = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig("c", image.ref, ["true"], volMount(true)), sandbox_config: pod }));
+    expect(e.code).toBe(status.FAILED_PRECONDITION);
+    expect(e.details).toContain('mount /data: recursive_read_only is not available with this runtime handler: runtime old does not list the mount option "rro"');
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("the old handler still runs containers without rro", async () => {
+    expect(await runScript("old-plain", "echo ok", {}, "old")).toEqual(["ok"]);
+  });
+});
+
