@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, Signal, SupplementalGroupsPolicy, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
 import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
@@ -18,6 +18,7 @@ import { ContainerFsStore } from "../storage/container_fs.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { readProcessIdentity } from "./process_identity.ts";
 import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
 import { resolveUser } from "./spec/user.ts";
@@ -100,7 +101,7 @@ export class ContainerService {
         runAsGroup: sc?.run_as_group?.value ?? null,
         imageUser: imageConfig.config?.User ?? "",
         supplementalGroups: sc?.supplemental_groups ?? [],
-        strictSupplementalGroups: sc?.supplemental_groups_policy === 1,
+        strictSupplementalGroups: strictSupplementalGroups(sc?.supplemental_groups_policy, pod.config.linux?.security_context?.supplemental_groups_policy),
       });
       const files = this.pods.files(pod);
       const pidNs = await this.pidNamespaceFor(pod, config);
@@ -137,8 +138,11 @@ export class ContainerService {
       };
       if (logPath) await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
       const mon = await this.monitor();
-      await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
+      const created = await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
       mon.holdPipes(id);
+      const identity = await readProcessIdentity(created.pid);
+      if (identity) rec.user = identity;
+      else logger.warn("cannot read the identity of the container's first process", { container: id, pid: created.pid });
       this.store.insert(rec);
       lifecycle.publish({ kind: "container-created", id, podId: pod.id });
       logger.info("container created", { container: id, pod: pod.id, name: key, image: image.id });
@@ -410,6 +414,19 @@ export class ContainerService {
       await this.fs.remove(id);
     }
   }
+}
+
+/**
+ * SupplementalGroupsPolicy (KEP-3619): Strict when the container or its pod asks for it
+ * (kubelets copy the pod's policy into each container; an older one sets only the pod's).
+ */
+function strictSupplementalGroups(container: number | undefined, pod: number | undefined): boolean {
+  for (const [what, v] of [["linux.security_context", container], ["the pod's linux.security_context", pod]] as const) {
+    if (v !== undefined && v !== SupplementalGroupsPolicy.Merge && v !== SupplementalGroupsPolicy.Strict) {
+      throw invalidArgument(`CreateContainer: ${what}.supplemental_groups_policy ${v} is neither Merge (0) nor Strict (1)`);
+    }
+  }
+  return container === SupplementalGroupsPolicy.Strict || pod === SupplementalGroupsPolicy.Strict;
 }
 
 export function stateName(s: number): string {

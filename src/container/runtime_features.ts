@@ -132,7 +132,7 @@ export async function criHandlerFeatures(name: string, path: string): Promise<{ 
 
 /** Features of crib itself, whatever the handler. */
 export const NODE_FEATURES: { supplementalGroupsPolicy: Support; userNamespacesHostNetwork: Support } = {
-  supplementalGroupsPolicy: no("not implemented yet"),
+  supplementalGroupsPolicy: yes,
   userNamespacesHostNetwork: no("crib does not run pods with user namespaces yet"),
 };
 

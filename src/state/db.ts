@@ -65,6 +65,9 @@ const MIGRATIONS: string[] = [
      boot_id TEXT NOT NULL
    );
    CREATE INDEX containers_by_pod ON containers(pod_id);`,
+  // The identity of each container's first process, read from /proc after create
+  // (ContainerStatus.user): JSON {uid, gid, groups}, '' when it could not be read.
+  `ALTER TABLE containers ADD COLUMN user TEXT NOT NULL DEFAULT '';`,
 ];
 
 export function openDatabase(root: string): Database {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ContainerState, MountPropagation } from "../../src/cri/types.ts";
+import { ContainerState, MountPropagation, SupplementalGroupsPolicy } from "../../src/cri/types.ts";
 import { MNT_DETACH, mount, umount2 } from "../../src/sys/mount.ts";
 import { containerConfig, criError, logLines, podConfig, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, runCrib, shutdownCrib, startCrib } from "../helpers/daemon.ts";
@@ -78,6 +78,55 @@ describe("RuntimeStatus per handler", () => {
     const old = info.featureSupport.handlers.old?.recursiveReadOnlyMounts;
     expect(old?.supported).toBe(false);
     expect(old?.reason).toContain('does not list the mount option "rro"');
+  });
+});
+
+describe("supplemental groups policy (KEP-3619)", () => {
+  /** Run `id -G` as app (1000, listed in the image's group "extra" 2000) with supplemental group 3000. */
+  async function groupsOf(name: string, containerPolicy: SupplementalGroupsPolicy, podPolicy: SupplementalGroupsPolicy = SupplementalGroupsPolicy.Merge) {
+    const pod = podConfig(name, {
+      linux: { cgroup_parent: "", security_context: { namespace_options: { network: 0, pid: 1, ipc: 0 }, supplemental_groups_policy: podPolicy } },
+    });
+    const sc = { run_as_user: { value: 1000n }, supplemental_groups: [3000n], supplemental_groups_policy: containerPolicy };
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    try {
+      const { container_id: id } = await crib.client.call("RuntimeService", "CreateContainer", {
+        pod_sandbox_id: podId, config: containerConfig(name, image.ref, ["id", "-G"], { linux: { security_context: sc } }), sandbox_config: pod,
+      });
+      await crib.client.call("RuntimeService", "StartContainer", { container_id: id });
+      const st = await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+      const out = (await logLines(st.log_path)).map((l) => l[2]);
+      return { out, user: st.user?.linux };
+    } finally {
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    }
+  }
+
+  test("advertised", async () => {
+    const s = await crib.client.call("RuntimeService", "Status", { verbose: false });
+    expect(s.features?.supplemental_groups_policy).toBe(true);
+  });
+
+  test("Merge: the image's /etc/group memberships are added; ContainerStatus.user says what the process has", async () => {
+    const r = await groupsOf("merge", SupplementalGroupsPolicy.Merge);
+    expect(r.out).toEqual(["1000 2000 3000"]);
+    expect(r.user).toEqual({ uid: 1000n, gid: 1000n, supplemental_groups: [1000n, 2000n, 3000n] });
+  });
+
+  test("Strict: only the requested groups", async () => {
+    const r = await groupsOf("strict", SupplementalGroupsPolicy.Strict);
+    expect(r.out).toEqual(["1000 3000"]);
+    expect(r.user).toEqual({ uid: 1000n, gid: 1000n, supplemental_groups: [1000n, 3000n] });
+  });
+
+  test("Strict set on the pod only (an older kubelet) is Strict", async () => {
+    expect((await groupsOf("strict-pod", SupplementalGroupsPolicy.Merge, SupplementalGroupsPolicy.Strict)).out).toEqual(["1000 3000"]);
+  });
+
+  test("an unknown policy is INVALID_ARGUMENT naming the field", async () => {
+    const e = await criError(groupsOf("bad-policy", 7 as SupplementalGroupsPolicy));
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain("supplemental_groups_policy 7 is neither Merge (0) nor Strict (1)");
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { parseProcStatus } from "../../src/container/process_identity.ts";
 import { CRIB_IDMAP, decideFeatures, kernelVersion } from "../../src/container/runtime_features.ts";
 
 const runc115 = { mountOptions: ["rbind", "ro", "rro"], linux: { namespaces: ["mount", "user"] } };
@@ -30,5 +31,14 @@ describe("decideFeatures", () => {
     expect(kernelVersion("6.18.44-fc-v1272")).toEqual([6, 18]);
     expect(kernelVersion("5.4.0")).toEqual([5, 4]);
     expect(kernelVersion("weird")).toEqual([0, 0]);
+  });
+});
+
+describe("parseProcStatus", () => {
+  test("effective ids and groups", () => {
+    const text = "Name:\tsh\nUid:\t1000\t1001\t1000\t1000\nGid:\t100\t101\t100\t100\nFDSize:\t64\nGroups:\t100 2000 3000 \nNStgid:\t1\n";
+    expect(parseProcStatus(text)).toEqual({ uid: 1001, gid: 101, groups: [100, 2000, 3000] });
+    expect(parseProcStatus("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n")).toEqual({ uid: 0, gid: 0, groups: [] });
+    expect(parseProcStatus("Name:\tx\n")).toBeUndefined();
   });
 });
