@@ -18,6 +18,7 @@ import { ContainerFsStore } from "../storage/container_fs.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { applyCdiEdits, requestedCdiDevices, resolveCdiDevices } from "./cdi.ts";
 import { readProcessIdentity } from "./process_identity.ts";
 import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
@@ -129,6 +130,7 @@ export class ContainerService {
         runtimeCanLowerOomScore: false,
         recursiveReadOnlyMounts: features.recursiveReadOnlyMounts,
       });
+      await applyCdiEdits(spec, await resolveCdiDevices(requestedCdiDevices(config), this.config.cdi.specDirs));
       const bundle = dirname(fs.rootfs);
       await writeAtomic(join(bundle, "config.json"), JSON.stringify(spec));
       const rec: ContainerRecord = {

@@ -3,8 +3,9 @@
 // kernel), and each feature working, or refused with a clear code, under real runc.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { stringify } from "yaml";
 import { ContainerState, MountPropagation, SupplementalGroupsPolicy } from "../../src/cri/types.ts";
 import { MNT_DETACH, mount, umount2 } from "../../src/sys/mount.ts";
 import { containerConfig, criError, logLines, podConfig, waitStatus } from "../helpers/cri.ts";
@@ -17,6 +18,8 @@ let reg: StartedRegistry;
 let image: PushedImage;
 let crib: CribInstance;
 let fakeRuntime = "";
+let cdiLow = "";
+let cdiHigh = "";
 const cleanups: (() => void)[] = [];
 
 /** A runtime whose `features` knows neither "rro" nor id-mapped mounts (as runc 1.0 or a vendor fork); it runs containers with runc. */
@@ -32,7 +35,12 @@ beforeAll(async () => {
   reg = await startRegistry();
   image = await pushImage(reg, "node/busybox:1", { layers: [busyboxLayer()] });
   fakeRuntime = writeFakeRuntime(tempDir("crib-fake-runtime-"));
-  crib = await startCrib({ runtime: { default: "runc", handlers: { runc: { path: "runc" }, old: { path: fakeRuntime } } } });
+  cdiLow = tempDir("crib-cdi-low-");
+  cdiHigh = tempDir("crib-cdi-high-");
+  crib = await startCrib({
+    runtime: { default: "runc", handlers: { runc: { path: "runc" }, old: { path: fakeRuntime } } },
+    cdi: { specDirs: [cdiLow, cdiHigh] },
+  });
   await crib.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
 });
 
@@ -175,3 +183,77 @@ describe("recursive read-only mounts (KEP-3857)", () => {
   });
 });
 
+
+describe("CDI devices", () => {
+  let data = "";
+  let marker = "";
+  beforeAll(() => {
+    data = tempDir("crib-cdi-data-");
+    writeFileSync(join(data, "f"), "from-cdi-mount\n");
+    marker = join(tempDir("crib-cdi-hook-"), "hooked");
+    // Harmless devices: /dev/null and /dev/zero under other names.
+    writeFileSync(join(cdiLow, "example.yaml"), stringify({
+      cdiVersion: "0.6.0",
+      kind: "example.com/dev",
+      containerEdits: { env: ["CDI_COMMON=1"] },
+      devices: [
+        {
+          name: "nul",
+          containerEdits: {
+            deviceNodes: [{ path: "/dev/crib-null", hostPath: "/dev/null" }],
+            env: ["CDI_DEV=nul"],
+            mounts: [{ hostPath: data, containerPath: "/cdi-data", options: ["rbind", "ro"] }],
+            hooks: [{ hookName: "createRuntime", path: "/bin/sh", args: ["sh", "-c", `echo hooked > ${marker}`] }],
+          },
+        },
+        { name: "zero", containerEdits: { deviceNodes: [{ path: "/dev/crib-zero", hostPath: "/dev/zero", permissions: "r" }] } },
+        { name: "over", containerEdits: { env: ["OVER=low"] } },
+      ],
+    }));
+    // The later directory overrides "over"; two of its files both define "twin".
+    writeFileSync(join(cdiHigh, "a.json"), JSON.stringify({ cdiVersion: "0.6.0", kind: "example.com/dev", devices: [{ name: "over", containerEdits: { env: ["OVER=high"] } }, { name: "twin", containerEdits: {} }] }));
+    writeFileSync(join(cdiHigh, "b.json"), JSON.stringify({ cdiVersion: "0.6.0", kind: "example.com/dev", devices: [{ name: "twin", containerEdits: {} }] }));
+    writeFileSync(join(cdiHigh, "broken.json"), "{ not json");
+  });
+
+  const script = "[ -c /dev/crib-null ] && echo char-null; echo x > /dev/crib-null && echo wrote-null; head -c 1 /dev/crib-zero | wc -c; env | grep -E '^(CDI_|OVER=)' | sort; cat /cdi-data/f";
+
+  test("CDI_devices: device nodes, cgroup rules, env, mounts and hooks from the spec files", async () => {
+    const lines = await runScript("cdi", script, { CDI_devices: [{ name: "example.com/dev=nul" }, { name: "example.com/dev=zero" }, { name: "example.com/dev=over" }] });
+    expect(lines).toEqual(["char-null", "wrote-null", "1", "CDI_COMMON=1", "CDI_DEV=nul", "OVER=high", "from-cdi-mount"]);
+    expect(readFileSync(marker, "utf8")).toBe("hooked\n");
+  });
+
+  test("the cdi.k8s.io/ annotations of device plugins ask for devices too", async () => {
+    const lines = await runScript("cdi-ann", "[ -c /dev/crib-zero ] && echo char-zero; [ -e /dev/crib-null ] || echo no-null", { annotations: { "cdi.k8s.io/plugin_dev0": "example.com/dev=zero" } });
+    expect(lines).toEqual(["char-zero", "no-null"]);
+  });
+
+  async function createWith(devices: string[]) {
+    const pod = podConfig("cdi-bad");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    try {
+      return await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig("c", image.ref, ["true"], { CDI_devices: devices.map((name) => ({ name })) }), sandbox_config: pod }));
+    } finally {
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    }
+  }
+
+  test("an unknown device is INVALID_ARGUMENT naming it", async () => {
+    const e = await createWith(["example.com/dev=nope"]);
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain(`CDI device "example.com/dev=nope" is not defined by any spec file in ${cdiLow}, ${cdiHigh}`);
+  });
+
+  test("an ambiguous device is INVALID_ARGUMENT naming it and its files", async () => {
+    const e = await createWith(["example.com/dev=twin"]);
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain(`CDI device "example.com/dev=twin" is ambiguous: it is defined by ${join(cdiHigh, "a.json")} and ${join(cdiHigh, "b.json")}`);
+  });
+
+  test("a name that is not vendor.com/class=name is INVALID_ARGUMENT", async () => {
+    const e = await createWith(["gpu0"]);
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain('CDI device "gpu0" is not a fully qualified name');
+  });
+});
