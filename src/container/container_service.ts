@@ -2,11 +2,11 @@
 // The daemon holds no container: the monitor does, and reports exits here.
 import type { Database } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { ContainerState, NamespaceMode, PodSandboxState, Signal, SupplementalGroupsPolicy, type ContainerConfig, type LinuxContainerResources } from "../cri/types.ts";
-import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, Signal, SupplementalGroupsPolicy, type ContainerConfig, type LinuxContainerResources, type Mount } from "../cri/types.ts";
+import { CribError, deadlineExceeded, errnoCode, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
@@ -15,6 +15,7 @@ import type { PodRecord } from "../pod/pod_store.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
 import { ContainerFsStore } from "../storage/container_fs.ts";
+import { ImageVolumes } from "../storage/image_volumes.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
@@ -22,10 +23,13 @@ import { applyCdiEdits, requestedCdiDevices, resolveCdiDevices } from "./cdi.ts"
 import { readProcessIdentity } from "./process_identity.ts";
 import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
-import { resolveUser } from "./spec/user.ts";
+import { resolveUser, secureJoin } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
 
 const logger = log.with({ component: "container" });
+
+/** The image volumes of one create: host source per CRI mount, and the images mounted. */
+interface ImageVolumeMounts { sources: Map<Mount, string>; imageIds: string[] }
 
 /** ExecSync output cap (CRI-O and dockershim use 16 MiB; CVE-2022-31030). */
 export const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -38,6 +42,7 @@ const SIGNAL_NAMES = Object.fromEntries(Object.entries(Signal).map(([k, v]) => [
 export class ContainerService {
   readonly store: ContainerStore;
   readonly fs: ContainerFsStore;
+  private readonly imageVolumes: ImageVolumes;
   private readonly creates: ClaimedCreates;
   /** Waiters for a container's exit (StopContainer). */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
@@ -55,8 +60,9 @@ export class ContainerService {
   ) {
     this.store = new ContainerStore(db);
     this.fs = new ContainerFsStore(config.root, config.state);
+    this.imageVolumes = new ImageVolumes(config.state);
     this.creates = new ClaimedCreates("container", (k) => this.store.byNameKey(k), (id, u) => this.store.setUnclaimed(id, u));
-    images.usedBy = (imageId) => this.store.userOfImage(imageId);
+    images.usedBy = (imageId) => this.store.userOfImage(imageId) ?? (this.imageVolumes.isHeld(imageId) ? "being created" : undefined);
     pods.containers = {
       stopAll: async (podId, timeoutS) => {
         for (const c of this.store.list(podId)) await this.stop(c.id, timeoutS);
@@ -94,7 +100,9 @@ export class ContainerService {
     const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";
     if (logPath && !isAbsolute(logPath)) throw invalidArgument(`CreateContainer: log path ${logPath} is not absolute`);
     const fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+    const volumes: ImageVolumeMounts = { sources: new Map(), imageIds: [] };
     try {
+      await this.mountImageVolumes(config, volumes);
       const sc = config.linux?.security_context;
       const user = await resolveUser(fs.rootfs, {
         runAsUser: sc?.run_as_user?.value ?? null,
@@ -129,6 +137,7 @@ export class ContainerService {
         seccompProfileRoot: join(this.config.root, "seccomp"),
         runtimeCanLowerOomScore: false,
         recursiveReadOnlyMounts: features.recursiveReadOnlyMounts,
+        imageVolumeSources: volumes.sources,
       });
       await applyCdiEdits(spec, await resolveCdiDevices(requestedCdiDevices(config), this.config.cdi.specDirs));
       const bundle = dirname(fs.rootfs);
@@ -136,7 +145,7 @@ export class ContainerService {
       const rec: ContainerRecord = {
         id, podId: pod.id, nameKey: key, config, imageId: image.id, imageRef: config.image!.image,
         state: ContainerState.CONTAINER_CREATED, createdNs: nowNs(), startedNs: 0n, finishedNs: 0n, exitCode: 0,
-        reason: "", message: "", logPath, unclaimed: true, bootId: bootId(),
+        reason: "", message: "", logPath, unclaimed: true, bootId: bootId(), imageVolumes: volumes.imageIds,
       };
       if (logPath) await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
       const mon = await this.monitor();
@@ -146,13 +155,65 @@ export class ContainerService {
       if (identity) rec.user = identity;
       else logger.warn("cannot read the identity of the container's first process", { container: id, pid: created.pid });
       this.store.insert(rec);
+      // Recorded as a user now: a release for another container leaves the volumes mounted.
+      for (const imageId of volumes.imageIds) this.imageVolumes.unhold(imageId);
       lifecycle.publish({ kind: "container-created", id, podId: pod.id });
       logger.info("container created", { container: id, pod: pod.id, name: key, image: image.id });
       return id;
     } catch (e) {
       await (await this.monitor()).delete(id).catch(() => {});
       await this.fs.remove(id);
+      for (const imageId of volumes.imageIds) {
+        this.imageVolumes.unhold(imageId);
+        await this.releaseImageVolume(imageId);
+      }
       throw e;
+    }
+  }
+
+  /**
+   * Mount the images of image volumes (KEP-4639) and resolve their image_sub_path; the
+   * images stay held (see ImageVolumes.ensure) until the create ends.
+   */
+  private async mountImageVolumes(config: ContainerConfig, out: ImageVolumeMounts): Promise<void> {
+    const roots = new Map<string, string>();
+    for (const m of config.mounts) {
+      const ref = m.image?.image ?? "";
+      if (ref === "") continue;
+      const what = `mount ${m.container_path}: image volume ${ref}`;
+      const image = this.images.find(ref);
+      if (!image) throw notFound(`CreateContainer: ${what} is not present; pull it first`);
+      const sub = m.image_sub_path;
+      if (sub.startsWith("/") || sub.split("/").includes("..") || sub.includes("\0")) {
+        throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)} must be a relative path without ".."`);
+      }
+      let root = roots.get(image.id);
+      if (root === undefined) {
+        out.imageIds.push(image.id); // held from here on, even if the mount fails (the caller unholds)
+        root = await this.imageVolumes.ensure(image.id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+        roots.set(image.id, root);
+      }
+      let source = root;
+      if (sub !== "") {
+        try {
+          source = await secureJoin(root, sub, { refuseEscape: true });
+          await stat(source);
+        } catch (e) {
+          if (e instanceof CribError) throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)}: ${e.message}`, e);
+          if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)} does not exist in the image`, e);
+          throw e;
+        }
+      }
+      out.sources.set(m, source);
+    }
+  }
+
+  /** Unmount an image volume once no container uses it. */
+  private async releaseImageVolume(imageId: string): Promise<void> {
+    try {
+      await this.imageVolumes.release(imageId, () => this.store.volumeUserOfImage(imageId) !== undefined);
+    } catch (e) {
+      logger.warn("cannot unmount an image volume no container uses", { image: imageId, error: e });
     }
   }
 
@@ -282,6 +343,7 @@ export class ContainerService {
     mon.releasePipes(c.id);
     await this.fs.remove(c.id);
     this.store.remove(c.id);
+    for (const imageId of c.imageVolumes) await this.releaseImageVolume(imageId);
     lifecycle.publish({ kind: "container-removed", id: c.id, podId: c.podId });
     logger.info("container removed", { container: c.id });
   }

@@ -67,7 +67,9 @@ const MIGRATIONS: string[] = [
    CREATE INDEX containers_by_pod ON containers(pod_id);`,
   // The identity of each container's first process, read from /proc after create
   // (ContainerStatus.user): JSON {uid, gid, groups}, '' when it could not be read.
-  `ALTER TABLE containers ADD COLUMN user TEXT NOT NULL DEFAULT '';`,
+  // The images a container mounts as volumes (KEP-4639), which must stay: JSON [image id].
+  `ALTER TABLE containers ADD COLUMN user TEXT NOT NULL DEFAULT '';
+   ALTER TABLE containers ADD COLUMN image_volumes TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 export function openDatabase(root: string): Database {

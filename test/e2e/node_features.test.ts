@@ -257,3 +257,75 @@ describe("CDI devices", () => {
     expect(e.details).toContain('CDI device "gpu0" is not a fully qualified name');
   });
 });
+
+describe("image volumes (KEP-4639)", () => {
+  let data: PushedImage;
+  const volumeMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(join(crib.state, "image-volumes"))).length;
+  beforeAll(async () => {
+    // Two layers, an executable, a symlink inside the image and one that climbs out.
+    data = await pushImage(reg, "node/data:1", {
+      layers: [
+        [...busyboxLayer(), { type: "dir", path: "models/" }, { type: "file", path: "models/a.txt", data: "one\n" }],
+        [{ type: "file", path: "models/b.txt", data: "two\n" }, { type: "symlink", path: "inside", target: "/models" }, { type: "symlink", path: "esc", target: "../../../../../etc" }],
+      ],
+    });
+    await crib.client.call("ImageService", "PullImage", { image: { image: data.ref }, auth: null });
+  });
+  const vol = (path: string, sub = "", ref = data.ref) => ({ container_path: path, image: { image: ref }, image_sub_path: sub, readonly: true });
+
+  async function createIn(podId: string, pod: ReturnType<typeof podConfig>, name: string, mounts: ReturnType<typeof vol>[], command = ["sleep", "100000"]) {
+    return (await crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig(name, image.ref, command, { mounts }), sandbox_config: pod })).container_id;
+  }
+
+  test("the image is mounted read-only and noexec, whole or a sub path (also through a symlink inside it)", async () => {
+    const lines = await runScript("imgvol", "cat /vol/models/a.txt /vol/models/b.txt; (touch /vol/x) 2>/dev/null || echo readonly; /vol/bin/busybox true 2>/dev/null || echo noexec; ls /m; ls /i", {
+      mounts: [vol("/vol"), vol("/m", "models"), vol("/i", "inside")],
+    });
+    expect(lines).toEqual(["one", "two", "readonly", "noexec", "a.txt", "b.txt", "a.txt", "b.txt"]);
+    expect(volumeMounts()).toBe(0); // released with the last container
+  });
+
+  test("shared: one mount for every container; RemoveImage is FAILED_PRECONDITION while one uses it", async () => {
+    const pod = podConfig("imgvol-share");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    const a = await createIn(podId, pod, "a", [vol("/vol")]);
+    await createIn(podId, pod, "b", [vol("/m", "models")]);
+    expect(volumeMounts()).toBe(1);
+    const e = await criError(crib.client.call("ImageService", "RemoveImage", { image: { image: data.ref } }));
+    expect(e.code).toBe(status.FAILED_PRECONDITION);
+    expect(e.details).toContain("is in use by container");
+    await crib.client.call("RuntimeService", "RemoveContainer", { container_id: a });
+    expect(volumeMounts()).toBe(1); // b still uses it
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    expect(volumeMounts()).toBe(0);
+    await crib.client.call("ImageService", "RemoveImage", { image: { image: data.ref } });
+    await crib.client.call("ImageService", "PullImage", { image: { image: data.ref }, auth: null });
+  });
+
+  async function refused(sub: string, ref = data.ref) {
+    const pod = podConfig("imgvol-bad");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    try {
+      return await criError(createIn(podId, pod, "c", [vol("/vol", sub, ref)]));
+    } finally {
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    }
+  }
+
+  test("image_sub_path may not escape the image: '..', a symlink out, an absolute path", async () => {
+    for (const [sub, msg] of [["../etc", 'must be a relative path without ".."'], ["/models", 'must be a relative path without ".."'], ["esc", "leads out of"], ["esc/passwd", "leads out of"]] as const) {
+      const e = await refused(sub);
+      expect(e.code).toBe(status.INVALID_ARGUMENT);
+      expect(e.details).toContain(msg);
+    }
+    expect(volumeMounts()).toBe(0);
+  });
+
+  test("a sub path that does not exist is INVALID_ARGUMENT; an image not pulled is NOT_FOUND", async () => {
+    const missing = await refused("nope");
+    expect(missing.code).toBe(status.INVALID_ARGUMENT);
+    expect(missing.details).toContain('image_sub_path "nope" does not exist in the image');
+    const absent = await refused("", `${reg.host}/node/never:1`);
+    expect(absent.code).toBe(status.NOT_FOUND);
+  });
+});

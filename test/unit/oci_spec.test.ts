@@ -415,7 +415,14 @@ describe("mounts", () => {
     expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", recursive_read_only: true })))).kind).toBe("invalid_argument");
     expect((await thrown(() => criMountToOci(mount({ container_path: "rel", host_path: "/b" })))).kind).toBe("invalid_argument");
     expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "" })))).kind).toBe("invalid_argument");
-    expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", image: { image: "x" } })))).kind).toBe("unimplemented");
+    // An image volume: the caller's mounted source, always ro/noexec; without one it is a bug.
+    expect(criMountToOci(mount({ container_path: "/a", image: { image: "x" } }), undefined, "/run/iv/x")).toEqual({
+      destination: "/a", type: "bind", source: "/run/iv/x", options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"],
+    });
+    expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", image: { image: "x" } })))).kind).toBe("internal");
+    // recursive_read_only where the handler cannot: FAILED_PRECONDITION with the reason.
+    const noRro = await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", readonly: true, recursive_read_only: true }), { supported: false, reason: "old runtime" }));
+    expect([noRro.kind, noRro.message]).toEqual(["failed_precondition", "mount /a: recursive_read_only is not available with this runtime handler: old runtime"]);
     // selinux_relabel is accepted and ignored.
     expect(criMountToOci(mount({ container_path: "/a", host_path: "/b", selinux_relabel: true })).options).toEqual(["rbind", "rprivate", "rw"]);
   });

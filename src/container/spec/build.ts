@@ -11,7 +11,7 @@
 
 import { invalidArgument } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
-import type { ContainerConfig, PodSandboxConfig } from "../../cri/types.ts";
+import type { ContainerConfig, Mount, PodSandboxConfig } from "../../cri/types.ts";
 import { computeCapabilities, readPermittedCapabilities } from "./capabilities.ts";
 import { defaultDeviceRules, resolveDevices } from "./devices.ts";
 import { planMaskedPaths, planMounts, type RroSupport, type SandboxFiles } from "./mounts.ts";
@@ -78,6 +78,8 @@ export interface ContainerSpecInput {
   containerType?: "container" | "sandbox";
   /** Whether the runtime handler makes recursive read-only mounts (default: assume it does). */
   recursiveReadOnlyMounts?: RroSupport;
+  /** Where each image volume of config.mounts is mounted on the host (with its sub path). */
+  imageVolumeSources?: ReadonlyMap<Mount, string>;
   /** For tests: Node-style arch and kernel release the seccomp profile is built for. */
   arch?: string;
   kernelRelease?: string;
@@ -127,6 +129,7 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
     readonlyRootfs,
     sandboxFiles: input.sandboxFiles,
     ...(input.recursiveReadOnlyMounts !== undefined ? { rro: input.recursiveReadOnlyMounts } : {}),
+    ...(input.imageVolumeSources !== undefined ? { imageSources: input.imageVolumeSources } : {}),
   });
   const paths = planMaskedPaths({ privileged, masked: sc?.masked_paths ?? [], readonly: sc?.readonly_paths ?? [] });
 

@@ -3,7 +3,7 @@
 // /etc/hostname, /dev/shm) and the CRI mounts; and the masked and read-only paths.
 
 import { posix } from "node:path";
-import { CribError, failedPrecondition, invalidArgument } from "../../errors.ts";
+import { CribError, failedPrecondition, internal, invalidArgument } from "../../errors.ts";
 import type { Mount } from "../../cri/types.ts";
 import { MountPropagation } from "../../cri/types.ts";
 import type { OciMount } from "./oci_types.ts";
@@ -67,10 +67,13 @@ export interface RroSupport { supported: boolean; reason: string }
  * One CRI mount as an OCI bind mount. selinux_relabel is ignored (no SELinux support).
  * `rro`: whether the pod's runtime handler can honour recursive_read_only.
  */
-export function criMountToOci(m: Mount, rro: RroSupport = { supported: true, reason: "" }): OciMount {
+export function criMountToOci(m: Mount, rro: RroSupport = { supported: true, reason: "" }, imageSource?: string): OciMount {
   const destination = cleanAbsolute(m.container_path, "mount container_path");
   if (m.image !== null && m.image.image !== "") {
-    throw new CribError("unimplemented", `image volume mounts (${m.image.image} at ${destination}) are not supported by crib yet`);
+    // The caller mounted the image (and resolved image_sub_path in it): always read-only
+    // and noexec, as Kubernetes asks of image volumes.
+    if (imageSource === undefined) throw internal(`image volume ${m.image.image} at ${destination} was not mounted`);
+    return { destination, type: "bind", source: imageSource, options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"] };
   }
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
     throw new CribError("unimplemented", `id-mapped mounts (at ${destination}) are not supported by crib yet`);
@@ -106,8 +109,10 @@ export function planMounts(opts: {
   sandboxFiles: SandboxFiles;
   /** Whether recursive read-only mounts work with the pod's runtime handler; default yes. */
   rro?: RroSupport;
+  /** Host sources of the image volumes among criMounts (mounted by the caller). */
+  imageSources?: ReadonlyMap<Mount, string>;
 }): MountPlan {
-  const cri = opts.criMounts.map((m) => criMountToOci(m, opts.rro));
+  const cri = opts.criMounts.map((m) => criMountToOci(m, opts.rro, opts.imageSources?.get(m)));
   const criDest = new Set(cri.map((m) => m.destination));
 
   const extra: OciMount[] = [];
