@@ -2,7 +2,8 @@
 // The daemon holds no container: the monitor does, and reports exits here.
 import type { Database } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
+import { closeSync, constants, openSync } from "node:fs";
+import { chmod, mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ContainerState, NamespaceMode, PodSandboxState, Signal, SupplementalGroupsPolicy, type ContainerConfig, type LinuxContainerResources, type Mount } from "../cri/types.ts";
@@ -14,8 +15,9 @@ import type { PodService } from "../pod/pod_service.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
-import { ContainerFsStore } from "../storage/container_fs.ts";
+import { ContainerFsStore, type IdmapTarget } from "../storage/container_fs.ts";
 import { ImageVolumes } from "../storage/image_volumes.ts";
+import { podUserNamespace, toHost, type UserNamespaceMapping } from "../pod/userns_mapping.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
@@ -99,10 +101,20 @@ export class ContainerService {
     const id = randomBytes(32).toString("hex");
     const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";
     if (logPath && !isAbsolute(logPath)) throw invalidArgument(`CreateContainer: log path ${logPath} is not absolute`);
-    const fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+    const userns = await this.podUserNamespace(pod);
+    let fs;
+    try {
+      fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)), userns?.idmap);
+    } catch (e) {
+      userns?.close();
+      await this.fs.remove(id);
+      throw e;
+    }
     const volumes: ImageVolumeMounts = { sources: new Map(), imageIds: [] };
     try {
       await this.mountImageVolumes(config, volumes);
+      // In a pod user namespace every host-path volume is an id-mapped mount.
+      const specConfig = userns ? { ...config, mounts: await this.idmapVolumes(id, config.mounts, userns.idmap) } : config;
       const sc = config.linux?.security_context;
       const user = await resolveUser(fs.rootfs, {
         runAsUser: sc?.run_as_user?.value ?? null,
@@ -118,7 +130,7 @@ export class ContainerService {
       const spec = await buildContainerSpec({
         containerId: id,
         sandboxId: pod.id,
-        config,
+        config: specConfig,
         sandbox: pod.config,
         image: {
           user: imageConfig.config?.User ?? "",
@@ -129,7 +141,7 @@ export class ContainerService {
           stopSignal: imageConfig.config?.StopSignal ?? "",
         },
         rootfs: fs.rootfs,
-        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs },
+        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs, user: pod.namespaces.user },
         cgroupsPath: this.cgroupsPath(pod, id),
         user,
         hostname: pod.config.hostname || pod.config.metadata?.name || "",
@@ -151,7 +163,9 @@ export class ContainerService {
       const mon = await this.monitor();
       const created = await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
       mon.holdPipes(id);
-      const identity = await readProcessIdentity(created.pid);
+      // runc has made the container's own copies of the volumes: the staged ones can go.
+      if (userns) await this.fs.detachVolumes(id);
+      const identity = await readProcessIdentity(created.pid, userns?.mapping);
       if (identity) rec.user = identity;
       else logger.warn("cannot read the identity of the container's first process", { container: id, pid: created.pid });
       this.store.insert(rec);
@@ -168,6 +182,8 @@ export class ContainerService {
         await this.releaseImageVolume(imageId);
       }
       throw e;
+    } finally {
+      userns?.close();
     }
   }
 
@@ -206,6 +222,46 @@ export class ContainerService {
       }
       out.sources.set(m, source);
     }
+  }
+
+  /**
+   * The pod's user namespace, opened, with the host ids of its root; undefined for a pod
+   * in the node's. The state dir becomes traversable (0711): runc's init, already the
+   * namespace's root, looks the rootfs up by path.
+   */
+  private async podUserNamespace(pod: PodRecord): Promise<{ idmap: IdmapTarget; mapping: UserNamespaceMapping; close(): void } | undefined> {
+    if (pod.namespaces.user === undefined) return undefined;
+    const mapping = podUserNamespace(pod.config.linux?.security_context?.namespace_options?.userns_options, "pod sandbox config.linux.security_context");
+    if (mapping === undefined) throw failedPrecondition(`pod sandbox ${pod.id} has a user namespace but no mapping in its config`);
+    const st = await stat(this.config.state);
+    if ((st.mode & 0o011) !== 0o011) {
+      await chmod(this.config.state, (st.mode & 0o7777) | 0o011);
+      logger.info("state dir made traversable (search only) for containers in user namespaces", { dir: this.config.state });
+    }
+    const fd = openSync(pod.namespaces.user, constants.O_RDONLY);
+    return {
+      idmap: { usernsFd: fd, rootUid: toHost(mapping.uids, 0), rootGid: toHost(mapping.gids, 0) },
+      mapping,
+      close: () => closeSync(fd),
+    };
+  }
+
+  /** The CRI mounts with each host path replaced by an id-mapped bind mount of it (image volumes stay). */
+  private async idmapVolumes(id: string, mounts: readonly Mount[], idmap: IdmapTarget): Promise<Mount[]> {
+    const out: Mount[] = [];
+    for (const [n, m] of mounts.entries()) {
+      if ((m.image?.image ?? "") !== "" || !m.host_path.startsWith("/")) {
+        out.push(m); // image volumes keep their object (the key of their source); bad paths fail in the spec builder
+        continue;
+      }
+      try {
+        out.push({ ...m, host_path: await this.fs.idmappedVolume(id, n, m.host_path, idmap) });
+      } catch (e) {
+        if (errnoCode(e) === "ENOENT") throw invalidArgument(`CreateContainer: mount ${m.container_path}: host path ${m.host_path} does not exist`, e);
+        throw e;
+      }
+    }
+    return out;
   }
 
   /** Unmount an image volume once no container uses it. */

@@ -6,6 +6,7 @@
 // and waits on the exec fifo, so the process exists even for a container that exits at
 // once on start.
 import { readFile } from "node:fs/promises";
+import { toContainer, type UserNamespaceMapping } from "../pod/userns_mapping.ts";
 
 export interface ProcessIdentity {
   uid: number;
@@ -27,9 +28,18 @@ export function parseProcStatus(text: string): ProcessIdentity | undefined {
   return { uid, gid, groups: groups === "" ? [] : groups.split(/\s+/).map(Number).filter(Number.isInteger) };
 }
 
-/** The identity of process `pid`, or undefined when it is gone or unreadable. */
-export async function readProcessIdentity(pid: number): Promise<ProcessIdentity | undefined> {
+/**
+ * The identity of process `pid`, or undefined when it is gone or unreadable. /proc shows
+ * host ids; with the pod's user namespace `mapping` they are turned back into the ids the
+ * container sees (what ContainerStatus reports).
+ */
+export async function readProcessIdentity(pid: number, mapping?: UserNamespaceMapping): Promise<ProcessIdentity | undefined> {
   if (!(pid > 0)) return undefined;
   const text = await readFile(`/proc/${pid}/status`, "utf8").catch(() => undefined);
-  return text === undefined ? undefined : parseProcStatus(text);
+  const host = text === undefined ? undefined : parseProcStatus(text);
+  if (host === undefined || mapping === undefined) return host;
+  const uid = toContainer(mapping.uids, host.uid);
+  const gid = toContainer(mapping.gids, host.gid);
+  if (uid === undefined || gid === undefined) return undefined;
+  return { uid, gid, groups: host.groups.map((g) => toContainer(mapping.gids, g)).filter((g): g is number => g !== undefined) };
 }

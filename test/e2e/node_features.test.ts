@@ -3,13 +3,14 @@
 // kernel), and each feature working, or refused with a clear code, under real runc.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { ContainerState, MountPropagation, SupplementalGroupsPolicy } from "../../src/cri/types.ts";
+import { ContainerState, MountPropagation, NamespaceMode, SupplementalGroupsPolicy } from "../../src/cri/types.ts";
 import { MNT_DETACH, mount, umount2 } from "../../src/sys/mount.ts";
 import { containerConfig, criError, logLines, podConfig, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, runCrib, shutdownCrib, startCrib } from "../helpers/daemon.ts";
+import { runcList, runcRoot } from "../helpers/leaks.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -22,10 +23,14 @@ let cdiLow = "";
 let cdiHigh = "";
 const cleanups: (() => void)[] = [];
 
-/** A runtime whose `features` knows neither "rro" nor id-mapped mounts (as runc 1.0 or a vendor fork); it runs containers with runc. */
+/**
+ * A runtime whose `features` knows neither "rro" nor id-mapped mounts nor user namespaces
+ * (as an old or cut-down runc); it runs containers with runc. (A runtime that lacks only
+ * idmap still gets user namespaces: crib makes the id-mapped mounts itself.)
+ */
 function writeFakeRuntime(dir: string): string {
   const path = join(dir, "oldrunc");
-  const features = { ociVersionMin: "1.0.0", ociVersionMax: "1.0.2", mountOptions: ["bind", "rbind", "ro", "rw", "rprivate"], linux: { namespaces: ["mount", "network", "pid", "ipc", "uts", "user"] } };
+  const features = { ociVersionMin: "1.0.0", ociVersionMax: "1.0.2", mountOptions: ["bind", "rbind", "ro", "rw", "rprivate"], linux: { namespaces: ["mount", "network", "pid", "ipc", "uts"] } };
   writeFileSync(path, `#!/bin/sh\nif [ "$1" = features ]; then echo '${JSON.stringify(features)}'; exit 0; fi\nexec runc "$@"\n`);
   chmodSync(path, 0o755);
   return path;
@@ -68,9 +73,11 @@ async function runScript(name: string, script: string, extra: Parameters<typeof 
 }
 
 describe("RuntimeStatus per handler", () => {
-  test("runc 1.1.5 on this kernel: recursive read-only mounts advertised", async () => {
+  test("runc 1.1.5 on this kernel: recursive read-only mounts and user namespaces advertised", async () => {
     const h = await handlers();
-    expect(h.runc?.recursive_read_only_mounts).toBe(true);
+    expect(h.runc).toEqual({ recursive_read_only_mounts: true, user_namespaces: true });
+    const s = await crib.client.call("RuntimeService", "Status", { verbose: false });
+    expect(s.features?.user_namespaces_host_network).toBe(false);
   });
 
   test("a runtime whose features lack rro and idmap: both flags false", async () => {
@@ -327,5 +334,96 @@ describe("image volumes (KEP-4639)", () => {
     expect(missing.details).toContain('image_sub_path "nope" does not exist in the image');
     const absent = await refused("", `${reg.host}/node/never:1`);
     expect(absent.code).toBe(status.NOT_FOUND);
+  });
+});
+
+describe("user namespaces (hostUsers: false, KEP-127)", () => {
+  const HOST_BASE = 1_000_000 + (process.pid % 64) * 65536;
+  const mapping = (hostId = HOST_BASE, containerId = 0, length = 65536) => ({ host_id: hostId, container_id: containerId, length });
+  const userns = (extra: object = {}) => ({ mode: NamespaceMode.POD, uids: [mapping()], gids: [mapping()], ...extra });
+  const usernsPod = (name: string, nsExtra: object = {}, usernsOpts: object = userns()) =>
+    podConfig(name, { linux: { cgroup_parent: "", security_context: { namespace_options: { network: 0, pid: 1, ipc: 0, userns_options: usernsOpts, ...nsExtra } } } });
+  let volume = "";
+  beforeAll(() => {
+    chmodSync(crib.dir, 0o711); // as /run is on a node: the state dir's parents must be searchable
+    volume = tempDir("crib-userns-vol-");
+    chmodSync(volume, 0o755);
+    writeFileSync(join(volume, "owned-by-root"), "host file\n");
+  });
+
+  test("the container runs as root inside, as an unprivileged host uid outside; rootfs and volumes show the pod's ids", async () => {
+    const pod = usernsPod("userns");
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    try {
+      const script = "id -u; cat /proc/self/uid_map; ls -ln /bin/busybox; touch /new && ls -ln /new; ls -ln /vol/owned-by-root; echo hi > /vol/from-pod && echo vol-writable; ls /sys/class | head -1; sleep 100000";
+      const { container_id: id } = await crib.client.call("RuntimeService", "CreateContainer", {
+        pod_sandbox_id: podId, config: containerConfig("c", image.ref, ["sh", "-c", script], { mounts: [{ container_path: "/vol", host_path: volume }] }), sandbox_config: pod,
+      });
+      await crib.client.call("RuntimeService", "StartContainer", { container_id: id });
+      const st = await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING && s);
+      const lines = await (async () => {
+        for (let i = 0; i < 200; i++) {
+          const l = (await logLines(st.log_path)).map((x) => x[2]);
+          if (l.length >= 7) return l;
+          await Bun.sleep(50);
+        }
+        return (await logLines(st.log_path)).map((x) => x[2]);
+      })();
+      const cols = (l: string | undefined) => (l ?? "").trim().split(/\s+/);
+      expect(lines[0]).toBe("0");
+      expect(cols(lines[1])).toEqual(["0", String(HOST_BASE), "65536"]);
+      expect(cols(lines[2]).slice(2, 4)).toEqual(["0", "0"]); // image file owned by root shows as root
+      expect(cols(lines[3]).slice(2, 4)).toEqual(["0", "0"]);
+      expect(cols(lines[4]).slice(2, 4)).toEqual(["0", "0"]); // host volume through an id-mapped mount
+      expect(lines[5]).toBe("vol-writable");
+      expect(lines[6]).not.toBe(""); // sysfs mounted: the pod's network namespace is the pod's user namespace's
+      // From the host: the process's ids are the mapped, unprivileged ones.
+      const pid = runcList(runcRoot(crib.state)).find((e) => e.id === id)?.pid ?? 0;
+      expect(pid).toBeGreaterThan(0);
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      expect(/^Uid:\s+(\d+)\s+(\d+)/m.exec(status)?.slice(1)).toEqual([String(HOST_BASE), String(HOST_BASE)]);
+      expect(/^Gid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(HOST_BASE));
+      // No file was chowned: the file the container made is stored as the mapped root.
+      expect(statSync(join(crib.root, "containers", id, "upper", "new")).uid).toBe(HOST_BASE);
+      // ContainerStatus reports the ids as the container sees them.
+      expect(st.user?.linux).toEqual({ uid: 0n, gid: 0n, supplemental_groups: [0n] });
+      // No staging mount of the volume stays on the host.
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(crib.state, "containers", id, "volumes"));
+    } finally {
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    }
+    expect(readFileSync(join(volume, "from-pod"), "utf8")).toBe("hi\n");
+  });
+
+  async function runPodError(pod: ReturnType<typeof podConfig>) {
+    return await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: pod }));
+  }
+
+  test("refused with INVALID_ARGUMENT naming the field: CONTAINER and TARGET modes, unmapped root, several mappings, host root", async () => {
+    const field = "config.linux.security_context.namespace_options.userns_options";
+    const cases: [object, string][] = [
+      [userns({ mode: NamespaceMode.CONTAINER }), `${field}.mode CONTAINER is not supported`],
+      [userns({ mode: NamespaceMode.TARGET }), `${field}.mode TARGET is not supported`],
+      [userns({ uids: [mapping(HOST_BASE, 1)] }), `${field}.uids[0]: container id 0 (root) must be mapped`],
+      [userns({ gids: [mapping(HOST_BASE, 0, 1000), mapping(HOST_BASE + 1000, 1000, 1000)] }), `${field}.gids: exactly one mapping is supported, got 2`],
+      [userns({ uids: [mapping(0)] }), `${field}.uids[0]: host id 0 would map the host's root into the pod`],
+    ];
+    for (const [opts, msg] of cases) {
+      const e = await runPodError(usernsPod("userns-bad", {}, opts));
+      expect(e.code).toBe(status.INVALID_ARGUMENT);
+      expect(e.details).toContain(msg);
+    }
+  });
+
+  test("hostNetwork with a user namespace is INVALID_ARGUMENT (user_namespaces_host_network is not advertised)", async () => {
+    const e = await runPodError(usernsPod("userns-hostnet", { network: NamespaceMode.NODE }));
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toContain("cannot use the node's network, IPC or PID namespace");
+  });
+
+  test("a handler without user namespace support is FAILED_PRECONDITION saying why", async () => {
+    const e = await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: usernsPod("userns-old"), runtime_handler: "old" }));
+    expect(e.code).toBe(status.FAILED_PRECONDITION);
+    expect(e.details).toContain('user namespaces are not available with runtime handler "old": runtime old does not support user namespaces');
   });
 });

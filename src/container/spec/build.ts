@@ -99,7 +99,14 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   }
   if (!input.rootfs.startsWith("/")) throw invalidArgument(`rootfs ${JSON.stringify(input.rootfs)} is not absolute`);
 
-  const ns = planNamespaces(sc?.namespace_options ?? podSc?.namespace_options ?? null, input.namespaces, input.cgroupNamespace ?? false);
+  // A container without userns_options (an older client) is in its pod's user namespace.
+  const nsOptions = sc?.namespace_options ?? podSc?.namespace_options ?? null;
+  const podUserns = podSc?.namespace_options?.userns_options ?? null;
+  const ns = planNamespaces(
+    nsOptions && !nsOptions.userns_options && podUserns ? { ...nsOptions, userns_options: podUserns } : nsOptions,
+    input.namespaces,
+    input.cgroupNamespace ?? false,
+  );
 
   const caps = computeCapabilities({
     privileged,
@@ -185,6 +192,11 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   if (seccomp !== undefined) spec.linux.seccomp = seccomp;
   if (mountPlan.rootfsPropagation !== undefined) spec.linux.rootfsPropagation = mountPlan.rootfsPropagation;
   if (Object.keys(sysctl).length > 0) spec.linux.sysctl = sysctl;
+  if (ns.userNamespace !== undefined) {
+    const { uids, gids } = ns.userNamespace;
+    spec.linux.uidMappings = [{ containerID: uids.containerId, hostID: uids.hostId, size: uids.size }];
+    spec.linux.gidMappings = [{ containerID: gids.containerId, hostID: gids.hostId, size: gids.size }];
+  }
   return spec;
 }
 

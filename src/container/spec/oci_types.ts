@@ -87,8 +87,17 @@ export interface OciNamespace {
   path?: string;
 }
 
+/** A user namespace id range (config-linux.md "User namespace mappings"). */
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciLinux {
   namespaces: OciNamespace[];
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   resources?: OciResources;
   cgroupsPath?: string;
   devices?: OciDevice[];
