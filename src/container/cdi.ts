@@ -18,6 +18,7 @@ import type { ContainerConfig } from "../cri/types.ts";
 import { errnoCode, errorMessage, invalidArgument } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { major, minor } from "../sys/mknod.ts";
+import { depth } from "./spec/mounts.ts";
 import type { OciDevice, OciHook, OciHooks, OciMount, OciSpec } from "./spec/oci_types.ts";
 
 const logger = log.with({ component: "cdi" });
@@ -223,7 +224,6 @@ export async function applyCdiEdits(spec: OciSpec, edits: readonly CdiEdits[]): 
   }
   // Mounts go parent first, as the spec builder orders them (a stable sort keeps the rest as they were).
   if (edits.some((e) => (e.mounts ?? []).length > 0)) {
-    const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
     spec.mounts = [...spec.mounts].sort((a, b) => depth(a.destination) - depth(b.destination));
   }
 }

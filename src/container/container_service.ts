@@ -496,6 +496,8 @@ export class ContainerService {
    */
   async recover(): Promise<void> {
     await this.removeOrphans();
+    // Image volumes a crash left mounted for a container that was never recorded.
+    for (const imageId of await this.imageVolumes.mounted()) await this.releaseImageVolume(imageId);
     await this.resync();
   }
 

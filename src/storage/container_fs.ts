@@ -9,7 +9,7 @@ import { bindIdmapped } from "../sys/idmap.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
 
 /** mount(2) copies at most one page of options. */
-const MAX_MOUNT_DATA = 4095;
+export const MAX_MOUNT_DATA = 4095;
 
 export interface ContainerFs { rootfs: string; upper: string; work: string }
 

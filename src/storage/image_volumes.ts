@@ -3,14 +3,11 @@
 // every container that asks for it. The mount is a read-only overlay of the layers (an
 // empty bottom layer makes the overlay valid for a one-layer image too); nothing is
 // copied. The container component says when the last user is gone (release).
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode, invalidArgument } from "../errors.ts";
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, mount, umount2 } from "../sys/mount.ts";
-import { isMountPoint } from "./container_fs.ts";
-
-/** mount(2) copies at most one page of options. */
-const MAX_MOUNT_DATA = 4095;
+import { isMountPoint, MAX_MOUNT_DATA } from "./container_fs.ts";
 
 export class ImageVolumes {
   /** Mounts under way, per image: two creates at once mount once. */
@@ -61,6 +58,12 @@ export class ImageVolumes {
     const n = (this.held.get(imageId) ?? 0) - 1;
     if (n > 0) this.held.set(imageId, n);
     else this.held.delete(imageId);
+  }
+
+  /** Ids of the images that have a volume directory (mounted or left by a crash). */
+  async mounted(): Promise<string[]> {
+    const names = await readdir(join(this.state, "image-volumes")).catch(() => [] as string[]);
+    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}`);
   }
 
   /** Unmount an image unless a create holds it or `inUse()` (a recorded container uses it); idempotent. */

@@ -93,7 +93,8 @@ export function criMountToOci(m: Mount, rro: RroSupport = { supported: true, rea
   return { destination, type: "bind", source, options };
 }
 
-const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
+/** How deep a container path is ("/" is 0): mounts go parent first. */
+export const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
 
 /**
  * All mounts, in the order the runtime performs them: the defaults first (minus those a
