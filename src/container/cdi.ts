@@ -18,6 +18,7 @@ import type { ContainerConfig } from "../cri/types.ts";
 import { errnoCode, errorMessage, invalidArgument } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { major, minor } from "../sys/mknod.ts";
+import { deviceBindMounts } from "./spec/devices.ts";
 import { depth } from "./spec/mounts.ts";
 import type { OciDevice, OciHook, OciHooks, OciMount, OciSpec } from "./spec/oci_types.ts";
 
@@ -198,7 +199,13 @@ export async function applyCdiEdits(spec: OciSpec, edits: readonly CdiEdits[]): 
     }
     for (const n of e.deviceNodes ?? []) {
       const { device, access } = await deviceNode(n);
-      spec.linux.devices = [...(spec.linux.devices ?? []).filter((d) => d.path !== device.path), device];
+      if (spec.linux.uidMappings !== undefined) {
+        // A user namespace: a bind mount of the host node (see deviceBindMounts).
+        const [bind] = deviceBindMounts([device], new Map([[device.path, absolute(n.hostPath ?? n.path, "device hostPath")]]));
+        spec.mounts = [...spec.mounts.filter((x) => x.destination !== device.path), bind!];
+      } else {
+        spec.linux.devices = [...(spec.linux.devices ?? []).filter((d) => d.path !== device.path), device];
+      }
       if (device.type === "c" || device.type === "b") {
         spec.linux.resources ??= {};
         spec.linux.resources.devices = [...(spec.linux.resources.devices ?? []), { allow: true, type: device.type, major: device.major, minor: device.minor, access }];

@@ -124,7 +124,13 @@ export class PodService {
     const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
     try {
       const setSysctls = () => {
-        for (const [name, value] of sysctls) setPodSysctl(name, value);
+        for (const [name, value] of sysctls) {
+          // The kernel lets only the owning user namespace's root write IPC sysctls (not
+          // the initial root): in a user namespace pod, runc sets them in each container
+          // (they are in every container's spec too).
+          if (userns && sysctlNamespace(name) === "ipc") continue;
+          setPodSysctl(name, value);
+        }
       };
       const pinned: PodNamespaces = userns
         ? pinUserNamespacePod(join(dir, "ns"), userns, hostname, setSysctls)

@@ -395,6 +395,30 @@ describe("user namespaces (hostUsers: false, KEP-127)", () => {
     expect(readFileSync(join(volume, "from-pod"), "utf8")).toBe("hi\n");
   });
 
+  test("pod sysctls, image volumes, CDI and CRI devices (bind-mounted: no mknod in a user namespace) work in a user namespace pod", async () => {
+    const pod = usernsPod("userns-more");
+    pod.linux!.sysctls = { "net.ipv4.ip_unprivileged_port_start": "42", "kernel.shmmni": "1234" };
+    const dataImage = await pushImage(reg, "node/usernsdata:1", { layers: [[{ type: "dir", path: "d/" }, { type: "file", path: "d/x.txt", data: "in-image\n" }]] });
+    await crib.client.call("ImageService", "PullImage", { image: { image: dataImage.ref }, auth: null });
+    const { pod_sandbox_id: podId } = await crib.client.call("RuntimeService", "RunPodSandbox", { config: pod });
+    try {
+      const { container_id: id } = await crib.client.call("RuntimeService", "CreateContainer", {
+        pod_sandbox_id: podId,
+        config: containerConfig("c", image.ref, ["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni /iv/d/x.txt; [ -c /dev/crib-null ] && echo cdi-null; head -c 3 /dev/myzero | wc -c"], {
+          devices: [{ host_path: "/dev/zero", container_path: "/dev/myzero", permissions: "rw" }],
+          mounts: [{ container_path: "/iv", image: { image: dataImage.ref }, image_sub_path: "", readonly: true }],
+          CDI_devices: [{ name: "example.com/dev=nul" }],
+        }),
+        sandbox_config: pod,
+      });
+      await crib.client.call("RuntimeService", "StartContainer", { container_id: id });
+      const st = await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+      expect((await logLines(st.log_path)).map((l) => l[2])).toEqual(["42", "1234", "in-image", "cdi-null", "3"]);
+    } finally {
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    }
+  });
+
   async function runPodError(pod: ReturnType<typeof podConfig>) {
     return await criError(crib.client.call("RuntimeService", "RunPodSandbox", { config: pod }));
   }

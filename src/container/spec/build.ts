@@ -13,7 +13,7 @@ import { invalidArgument } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import type { ContainerConfig, Mount, PodSandboxConfig } from "../../cri/types.ts";
 import { computeCapabilities, readPermittedCapabilities } from "./capabilities.ts";
-import { defaultDeviceRules, resolveDevices } from "./devices.ts";
+import { defaultDeviceRules, deviceBindMounts, resolveDevices } from "./devices.ts";
 import { planMaskedPaths, planMounts, type RroSupport, type SandboxFiles } from "./mounts.ts";
 import { planNamespaces, type NamespacePaths } from "./namespaces.ts";
 import { OCI_VERSION, type OciSpec } from "./oci_types.ts";
@@ -188,7 +188,8 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   };
   // A hostname needs a UTS namespace of the container's own (new or the pod's).
   if (!ns.hostUts && input.hostname !== "") spec.hostname = input.hostname;
-  if (devices.devices.length > 0) spec.linux.devices = devices.devices;
+  if (ns.userNamespace !== undefined) spec.mounts.push(...deviceBindMounts(devices.devices, devices.hostPaths));
+  else if (devices.devices.length > 0) spec.linux.devices = devices.devices;
   if (seccomp !== undefined) spec.linux.seccomp = seccomp;
   if (mountPlan.rootfsPropagation !== undefined) spec.linux.rootfsPropagation = mountPlan.rootfsPropagation;
   if (Object.keys(sysctl).length > 0) spec.linux.sysctl = sysctl;
