@@ -1,8 +1,7 @@
 import { handlerFeatures } from "../container/runtime_features.ts";
-import { NamespaceMode } from "./types.ts";
 import { failedPrecondition, invalidArgument } from "../errors.ts";
 import { unary } from "./rpc.ts";
-import type { RunPodSandboxRequest, RunPodSandboxResponse } from "./types.ts";
+import { NamespaceMode, type RunPodSandboxRequest, type RunPodSandboxResponse } from "./types.ts";
 
 export const sandboxRun = unary<RunPodSandboxRequest, RunPodSandboxResponse>(async (d, req, ctx) => {
   if (!req.config) throw invalidArgument("RunPodSandbox: config is missing");
