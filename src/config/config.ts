@@ -21,6 +21,8 @@ export interface Config {
   log: { level: LogLevel };
   runtime: { default: string; handlers: Record<string, RuntimeHandler>; cgroupDriver: "cgroupfs" | "systemd" };
   cni: { confDir: string; binDirs: string[] };
+  /** CDI spec directories, lowest priority first (a later one overrides a device of an earlier one). */
+  cdi: { specDirs: string[] };
   streaming: { address: string; port: number; tokenTTL: string; idleTimeout: string };
   metrics: { address: string };
   pull: {
@@ -52,6 +54,7 @@ export const CONFIG_SPEC: Spec = obj({
     cgroupDriver: oneOf("cgroupfs", "systemd"),
   }),
   cni: obj({ confDir: absPath(), binDirs: list(absPath()) }),
+  cdi: obj({ specDirs: list(absPath()) }),
   streaming: obj({ address: str(), port: int(0, 65535), tokenTTL: duration, idleTimeout: duration }),
   metrics: obj({ address: str(/^$|^[^:]*:\d+$/, 'host:port, or "" to turn metrics off') }),
   pull: obj({
@@ -98,6 +101,7 @@ export function defaultConfig(): Config {
       cgroupDriver: "cgroupfs",
     },
     cni: { confDir: "/etc/cni/net.d", binDirs: ["/opt/cni/bin", "/usr/lib/cni"] },
+    cdi: { specDirs: ["/etc/cdi", "/var/run/cdi"] },
     streaming: { address: "127.0.0.1", port: 0, tokenTTL: "1m", idleTimeout: "4h" },
     metrics: { address: "" },
     pull: {

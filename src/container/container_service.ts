@@ -2,11 +2,12 @@
 // The daemon holds no container: the monitor does, and reports exits here.
 import type { Database } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { closeSync, constants, openSync } from "node:fs";
+import { chmod, mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { ContainerState, NamespaceMode, PodSandboxState, Signal, type ContainerConfig, type LinuxContainerResources } from "../protocol/types.ts";
-import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { ContainerState, NamespaceMode, PodSandboxState, Signal, SupplementalGroupsPolicy, type ContainerConfig, type LinuxContainerResources, type Mount } from "../protocol/types.ts";
+import { CribError, deadlineExceeded, errnoCode, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
@@ -14,15 +15,23 @@ import type { PodService } from "../pod/pod_service.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
-import { ContainerFsStore } from "../storage/container_fs.ts";
+import { ContainerFsStore, type IdmapTarget } from "../storage/container_fs.ts";
+import { ImageVolumes } from "../storage/image_volumes.ts";
+import { podUserNamespace, toHost, type UserNamespaceMapping } from "../pod/userns_mapping.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { applyCdiEdits, requestedCdiDevices, resolveCdiDevices } from "./cdi.ts";
+import { readProcessIdentity } from "./process_identity.ts";
+import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
-import { resolveUser } from "./spec/user.ts";
+import { resolveUser, secureJoin } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
 
 const logger = log.with({ component: "container" });
+
+/** The image volumes of one create: host source per CRI mount, and the images mounted. */
+interface ImageVolumeMounts { sources: Map<Mount, string>; imageIds: string[] }
 
 /** ExecSync output cap (CRI-O and dockershim use 16 MiB; CVE-2022-31030). */
 export const EXEC_SYNC_MAX_OUTPUT = 16 * 1024 * 1024;
@@ -35,6 +44,7 @@ const SIGNAL_NAMES = Object.fromEntries(Object.entries(Signal).map(([k, v]) => [
 export class ContainerService {
   readonly store: ContainerStore;
   readonly fs: ContainerFsStore;
+  private readonly imageVolumes: ImageVolumes;
   private readonly creates: ClaimedCreates;
   /** Waiters for a container's exit (StopContainer). */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
@@ -52,8 +62,9 @@ export class ContainerService {
   ) {
     this.store = new ContainerStore(db);
     this.fs = new ContainerFsStore(config.root, config.state);
+    this.imageVolumes = new ImageVolumes(config.state);
     this.creates = new ClaimedCreates("container", (k) => this.store.byNameKey(k), (id, u) => this.store.setUnclaimed(id, u));
-    images.usedBy = (imageId) => this.store.userOfImage(imageId);
+    images.usedBy = (imageId) => this.store.userOfImage(imageId) ?? (this.imageVolumes.isHeld(imageId) ? "being created" : undefined);
     pods.containers = {
       stopAll: async (podId, timeoutS) => {
         for (const c of this.store.list(podId)) await this.stop(c.id, timeoutS);
@@ -92,8 +103,20 @@ export class ContainerService {
     const id = randomBytes(32).toString("hex");
     const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";
     if (logPath && !isAbsolute(logPath)) throw invalidArgument(`CreateContainer: log path ${logPath} is not absolute`);
-    const fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+    const userns = await this.podUserNamespace(pod);
+    let fs;
     try {
+      fs = await this.fs.create(id, image.layers.map((l) => this.images.layers.path(l.chainID)), userns?.idmap);
+    } catch (e) {
+      userns?.close();
+      await this.fs.remove(id);
+      throw e;
+    }
+    const volumes: ImageVolumeMounts = { sources: new Map(), imageIds: [] };
+    try {
+      await this.mountImageVolumes(config, volumes);
+      // In a pod user namespace every host-path volume is an id-mapped mount.
+      const specConfig = userns ? { ...config, mounts: await this.idmapVolumes(id, config.mounts, userns.idmap) } : config;
       const sc = config.linux?.security_context;
       const user = await resolveUser(fs.rootfs, {
         runAsUser: sc?.run_as_user?.value ?? null,
@@ -101,14 +124,15 @@ export class ContainerService {
         runAsGroup: sc?.run_as_group?.value ?? null,
         imageUser: imageConfig.config?.User ?? "",
         supplementalGroups: sc?.supplemental_groups ?? [],
-        strictSupplementalGroups: sc?.supplemental_groups_policy === 1,
+        strictSupplementalGroups: strictSupplementalGroups(sc?.supplemental_groups_policy, pod.config.linux?.security_context?.supplemental_groups_policy),
       });
       const files = this.pods.files(pod);
       const pidNs = await this.pidNamespaceFor(pod, config);
+      const features = await handlerFeatures(pod.runtimeHandler, this.runtimeFor(pod).path);
       const spec = await buildContainerSpec({
         containerId: id,
         sandboxId: pod.id,
-        config,
+        config: specConfig,
         sandbox: pod.config,
         image: {
           user: imageConfig.config?.User ?? "",
@@ -119,33 +143,135 @@ export class ContainerService {
           stopSignal: imageConfig.config?.StopSignal ?? "",
         },
         rootfs: fs.rootfs,
-        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs },
+        namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs, user: pod.namespaces.user },
         cgroupsPath: this.cgroupsPath(pod, id),
         user,
         hostname: pod.config.hostname || pod.config.metadata?.name || "",
         sandboxFiles: files,
         seccompProfileRoot: join(this.config.root, "seccomp"),
         runtimeCanLowerOomScore: false,
+        recursiveReadOnlyMounts: features.recursiveReadOnlyMounts,
+        imageVolumeSources: volumes.sources,
       });
+      await applyCdiEdits(spec, await resolveCdiDevices(requestedCdiDevices(config), this.config.cdi.specDirs));
       const bundle = dirname(fs.rootfs);
       await writeAtomic(join(bundle, "config.json"), JSON.stringify(spec));
       const rec: ContainerRecord = {
         id, podId: pod.id, nameKey: key, config, imageId: image.id, imageRef: config.image!.image,
         state: ContainerState.CONTAINER_CREATED, createdNs: nowNs(), startedNs: 0n, finishedNs: 0n, exitCode: 0,
-        reason: "", message: "", logPath, unclaimed: true, bootId: bootId(),
+        reason: "", message: "", logPath, unclaimed: true, bootId: bootId(), imageVolumes: volumes.imageIds,
       };
       if (logPath) await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
       const mon = await this.monitor();
-      await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
+      const created = await mon.create({ id, bundle, runtime: this.runtimeFor(pod), logPath, stdin: config.stdin, stdinOnce: config.stdin_once, tty: config.tty });
       mon.holdPipes(id);
+      // runc has made the container's own copies of the volumes: the staged ones can go.
+      if (userns) await this.fs.detachVolumes(id);
+      const identity = await readProcessIdentity(created.pid, userns?.mapping);
+      if (identity) rec.user = identity;
+      else logger.warn("cannot read the identity of the container's first process", { container: id, pid: created.pid });
       this.store.insert(rec);
+      // Recorded as a user now: a release for another container leaves the volumes mounted.
+      for (const imageId of volumes.imageIds) this.imageVolumes.unhold(imageId);
       lifecycle.publish({ kind: "container-created", id, podId: pod.id });
       logger.info("container created", { container: id, pod: pod.id, name: key, image: image.id });
       return id;
     } catch (e) {
       await (await this.monitor()).delete(id).catch(() => {});
       await this.fs.remove(id);
+      for (const imageId of volumes.imageIds) {
+        this.imageVolumes.unhold(imageId);
+        await this.releaseImageVolume(imageId);
+      }
       throw e;
+    } finally {
+      userns?.close();
+    }
+  }
+
+  /**
+   * Mount the images of image volumes (KEP-4639) and resolve their image_sub_path; the
+   * images stay held (see ImageVolumes.ensure) until the create ends.
+   */
+  private async mountImageVolumes(config: ContainerConfig, out: ImageVolumeMounts): Promise<void> {
+    const roots = new Map<string, string>();
+    for (const m of config.mounts) {
+      const ref = m.image?.image ?? "";
+      if (ref === "") continue;
+      const what = `mount ${m.container_path}: image volume ${ref}`;
+      const image = this.images.find(ref);
+      if (!image) throw notFound(`CreateContainer: ${what} is not present; pull it first`);
+      const sub = m.image_sub_path;
+      if (sub.startsWith("/") || sub.split("/").includes("..") || sub.includes("\0")) {
+        throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)} must be a relative path without ".."`);
+      }
+      let root = roots.get(image.id);
+      if (root === undefined) {
+        out.imageIds.push(image.id); // held from here on, even if the mount fails (the caller unholds)
+        root = await this.imageVolumes.ensure(image.id, image.layers.map((l) => this.images.layers.path(l.chainID)));
+        roots.set(image.id, root);
+      }
+      let source = root;
+      if (sub !== "") {
+        try {
+          source = await secureJoin(root, sub, { refuseEscape: true });
+          await stat(source);
+        } catch (e) {
+          if (e instanceof CribError) throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)}: ${e.message}`, e);
+          if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") throw invalidArgument(`CreateContainer: ${what}: image_sub_path ${JSON.stringify(sub)} does not exist in the image`, e);
+          throw e;
+        }
+      }
+      out.sources.set(m, source);
+    }
+  }
+
+  /**
+   * The pod's user namespace, opened, with the host ids of its root; undefined for a pod
+   * in the node's. The state dir becomes traversable (0711): runc's init, already the
+   * namespace's root, looks the rootfs up by path.
+   */
+  private async podUserNamespace(pod: PodRecord): Promise<{ idmap: IdmapTarget; mapping: UserNamespaceMapping; close(): void } | undefined> {
+    if (pod.namespaces.user === undefined) return undefined;
+    const mapping = podUserNamespace(pod.config.linux?.security_context?.namespace_options?.userns_options, "pod sandbox config.linux.security_context");
+    if (mapping === undefined) throw failedPrecondition(`pod sandbox ${pod.id} has a user namespace but no mapping in its config`);
+    const st = await stat(this.config.state);
+    if ((st.mode & 0o011) !== 0o011) {
+      await chmod(this.config.state, (st.mode & 0o7777) | 0o011);
+      logger.info("state dir made traversable (search only) for containers in user namespaces", { dir: this.config.state });
+    }
+    const fd = openSync(pod.namespaces.user, constants.O_RDONLY);
+    return {
+      idmap: { usernsFd: fd, rootUid: toHost(mapping.uids, 0), rootGid: toHost(mapping.gids, 0) },
+      mapping,
+      close: () => closeSync(fd),
+    };
+  }
+
+  /** The CRI mounts with each host path replaced by an id-mapped bind mount of it (image volumes stay). */
+  private async idmapVolumes(id: string, mounts: readonly Mount[], idmap: IdmapTarget): Promise<Mount[]> {
+    const out: Mount[] = [];
+    for (const [n, m] of mounts.entries()) {
+      if ((m.image?.image ?? "") !== "" || !m.host_path.startsWith("/")) {
+        out.push(m); // image volumes keep their object (the key of their source); bad paths fail in the spec builder
+        continue;
+      }
+      try {
+        out.push({ ...m, host_path: await this.fs.idmappedVolume(id, n, m.host_path, idmap) });
+      } catch (e) {
+        if (errnoCode(e) === "ENOENT") throw invalidArgument(`CreateContainer: mount ${m.container_path}: host path ${m.host_path} does not exist`, e);
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  /** Unmount an image volume once no container uses it. */
+  private async releaseImageVolume(imageId: string): Promise<void> {
+    try {
+      await this.imageVolumes.release(imageId, () => this.store.volumeUserOfImage(imageId) !== undefined);
+    } catch (e) {
+      logger.warn("cannot unmount an image volume no container uses", { image: imageId, error: e });
     }
   }
 
@@ -275,6 +401,7 @@ export class ContainerService {
     mon.releasePipes(c.id);
     await this.fs.remove(c.id);
     this.store.remove(c.id);
+    for (const imageId of c.imageVolumes) await this.releaseImageVolume(imageId);
     lifecycle.publish({ kind: "container-removed", id: c.id, podId: c.podId });
     logger.info("container removed", { container: c.id });
   }
@@ -371,6 +498,8 @@ export class ContainerService {
    */
   async recover(): Promise<void> {
     await this.removeOrphans();
+    // Image volumes a crash left mounted for a container that was never recorded.
+    for (const imageId of await this.imageVolumes.mounted()) await this.releaseImageVolume(imageId);
     await this.resync();
   }
 
@@ -409,6 +538,19 @@ export class ContainerService {
       await this.fs.remove(id);
     }
   }
+}
+
+/**
+ * SupplementalGroupsPolicy (KEP-3619): Strict when the container or its pod asks for it
+ * (kubelets copy the pod's policy into each container; an older one sets only the pod's).
+ */
+function strictSupplementalGroups(container: number | undefined, pod: number | undefined): boolean {
+  for (const [what, v] of [["linux.security_context", container], ["the pod's linux.security_context", pod]] as const) {
+    if (v !== undefined && v !== SupplementalGroupsPolicy.Merge && v !== SupplementalGroupsPolicy.Strict) {
+      throw invalidArgument(`CreateContainer: ${what}.supplemental_groups_policy ${v} is neither Merge (0) nor Strict (1)`);
+    }
+  }
+  return container === SupplementalGroupsPolicy.Strict || pod === SupplementalGroupsPolicy.Strict;
 }
 
 export function stateName(s: number): string {

@@ -1,6 +1,7 @@
 // Container records in the database.
 import type { Database } from "bun:sqlite";
 import type { ContainerConfig } from "../protocol/types.ts";
+import type { ProcessIdentity } from "./process_identity.ts";
 import { decodeContainerConfig, encodeContainerConfig } from "../state/codec.ts";
 
 export interface ContainerRecord {
@@ -20,12 +21,16 @@ export interface ContainerRecord {
   logPath: string;
   unclaimed: boolean;
   bootId: string;
+  /** The first process's identity, read after create; absent when it could not be read. */
+  user?: ProcessIdentity;
+  /** Ids of the images the container mounts as volumes. */
+  imageVolumes: string[];
 }
 
 interface Row {
   id: string; pod_id: string; name_key: string; config: Uint8Array; image_id: string; image_ref: string; state: number;
   created_ns: number | bigint; started_ns: number | bigint; finished_ns: number | bigint; exit_code: number;
-  reason: string; message: string; log_path: string; unclaimed: number; boot_id: string;
+  reason: string; message: string; log_path: string; unclaimed: number; boot_id: string; user: string; image_volumes: string;
 }
 
 function toRecord(r: Row): ContainerRecord {
@@ -33,6 +38,8 @@ function toRecord(r: Row): ContainerRecord {
     id: r.id, podId: r.pod_id, nameKey: r.name_key, config: decodeContainerConfig(r.config), imageId: r.image_id, imageRef: r.image_ref,
     state: r.state, createdNs: BigInt(r.created_ns), startedNs: BigInt(r.started_ns), finishedNs: BigInt(r.finished_ns),
     exitCode: r.exit_code, reason: r.reason, message: r.message, logPath: r.log_path, unclaimed: r.unclaimed !== 0, bootId: r.boot_id,
+    ...(r.user ? { user: JSON.parse(r.user) as ProcessIdentity } : {}),
+    imageVolumes: JSON.parse(r.image_volumes) as string[],
   };
 }
 
@@ -43,9 +50,9 @@ export class ContainerStore {
 
   insert(c: ContainerRecord): void {
     this.db
-      .query(`INSERT INTO containers (id, pod_id, name_key, config, image_id, image_ref, state, created_ns, started_ns, finished_ns, exit_code, reason, message, log_path, unclaimed, boot_id)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(c.id, c.podId, c.nameKey, encodeContainerConfig(c.config), c.imageId, c.imageRef, c.state, c.createdNs, c.startedNs, c.finishedNs, c.exitCode, c.reason, c.message, c.logPath, c.unclaimed ? 1 : 0, c.bootId);
+      .query(`INSERT INTO containers (id, pod_id, name_key, config, image_id, image_ref, state, created_ns, started_ns, finished_ns, exit_code, reason, message, log_path, unclaimed, boot_id, user, image_volumes)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(c.id, c.podId, c.nameKey, encodeContainerConfig(c.config), c.imageId, c.imageRef, c.state, c.createdNs, c.startedNs, c.finishedNs, c.exitCode, c.reason, c.message, c.logPath, c.unclaimed ? 1 : 0, c.bootId, c.user ? JSON.stringify(c.user) : "", JSON.stringify(c.imageVolumes));
   }
 
   get(id: string): ContainerRecord | undefined {
@@ -71,9 +78,15 @@ export class ContainerStore {
     return rows.map(toRecord);
   }
 
-  /** A container that uses the image, if any (its layers must stay). */
+  /** A container that runs from the image or mounts it as a volume, if any (its layers must stay). */
   userOfImage(imageId: string): string | undefined {
-    return (this.db.query("SELECT id FROM containers WHERE image_id = ? LIMIT 1").get(imageId) as { id: string } | null)?.id;
+    return (this.db.query("SELECT id FROM containers WHERE image_id = ? LIMIT 1").get(imageId) as { id: string } | null)?.id ?? this.volumeUserOfImage(imageId);
+  }
+
+  /** A container that mounts the image as a volume, if any. */
+  volumeUserOfImage(imageId: string): string | undefined {
+    const q = "SELECT id FROM containers WHERE EXISTS (SELECT 1 FROM json_each(containers.image_volumes) WHERE value = ?) LIMIT 1";
+    return (this.db.query(q).get(imageId) as { id: string } | null)?.id;
   }
 
   setStarted(id: string, state: number, startedNs: bigint): void {

@@ -44,5 +44,6 @@ export function toCriContainerStatus(d: CriContext, c: ContainerRecord): Out<Con
     log_path: c.logPath,
     resources: c.config.linux?.resources ? { linux: c.config.linux.resources } : null,
     stop_signal: c.config.stop_signal,
+    user: c.user ? { linux: { uid: BigInt(c.user.uid), gid: BigInt(c.user.gid), supplemental_groups: c.user.groups.map(BigInt) } } : null,
   };
 }

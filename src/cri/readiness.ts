@@ -1,29 +1,12 @@
 // RuntimeReady and NetworkReady as the kubelet reads them: ready, or a reason
 // (CamelCase, as CRI-O and containerd use) and a message saying what to fix.
-import { access, constants } from "node:fs/promises";
-import { delimiter, isAbsolute, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { confDirFor } from "../pod/cni/conf_dir.ts";
+import { findExecutable } from "../util/executable.ts";
 
 export interface Readiness { ready: boolean; reason: string; message: string }
 
 const READY: Readiness = { ready: true, reason: "", message: "" };
-
-/** Find an executable by name on PATH, or check an absolute path. */
-export async function findExecutable(name: string): Promise<string | undefined> {
-  const candidates = isAbsolute(name)
-    ? [name]
-    : (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(delimiter).map((dir) => join(dir, name));
-  for (const c of candidates) {
-    try {
-      await access(c, constants.X_OK);
-      return c;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 export async function runtimeReadiness(config: Config): Promise<Readiness> {
   const handler = config.runtime.handlers[config.runtime.default];

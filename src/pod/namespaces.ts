@@ -52,7 +52,7 @@ export function pinNamespaces(dir: string, kinds: PinnedKind[], hostname: string
 }
 
 /** Unmount and remove pinned namespace files; missing ones are fine (idempotent). */
-export function unpinNamespaces(dir: string, kinds: (PinnedKind | "pid")[] = ["net", "ipc", "uts"]): void {
+export function unpinNamespaces(dir: string, kinds: (PinnedKind | "pid" | "user")[] = ["net", "ipc", "uts"]): void {
   for (const k of kinds) {
     const p = join(dir, k);
     if (!existsSync(p)) continue;

@@ -7,13 +7,15 @@ import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Config } from "../config/config.ts";
 import { NamespaceMode, PodSandboxState, type PodSandboxConfig } from "../protocol/types.ts";
-import { errnoCode, errorMessage, internal, invalidArgument, notFound, unimplemented } from "../errors.ts";
+import { errnoCode, errorMessage, internal, invalidArgument, notFound } from "../errors.ts";
 import { log } from "../log/logger.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, umount2 } from "../sys/mount.ts";
 import { pinNamespaces, unpinNamespaces, type PinnedKind } from "./namespaces.ts";
+import { pinUserNamespacePod } from "./user_namespace.ts";
+import { podUserNamespace } from "./userns_mapping.ts";
 import { writePodFiles, type PodFiles } from "./pod_files.ts";
 import { killPauseFor, startPidInfra, stopPidInfra } from "./pid_infra.ts";
 import { PodStore, type PodNamespaces, type PodRecord } from "./pod_store.ts";
@@ -101,8 +103,12 @@ export class PodService {
     const ns = config.linux?.security_context?.namespace_options;
     const hostNet = ns?.network === NamespaceMode.NODE;
     const hostIpc = ns?.ipc === NamespaceMode.NODE;
-    if (ns?.userns_options && ns.userns_options.mode !== NamespaceMode.NODE) {
-      throw unimplemented("RunPodSandbox: user namespaces (hostUsers: false) are not supported by crib yet");
+    const userns = podUserNamespace(ns?.userns_options, "RunPodSandbox: config.linux.security_context");
+    if (userns && (hostNet || hostIpc || ns?.pid === NamespaceMode.NODE)) {
+      throw invalidArgument("RunPodSandbox: a pod with its own user namespace (hostUsers: false) cannot use the node's network, IPC or PID namespace");
+    }
+    if (userns && ns?.pid === NamespaceMode.POD) {
+      throw invalidArgument("RunPodSandbox: a shared PID namespace (shareProcessNamespace) is not supported together with a pod user namespace (hostUsers: false)");
     }
     const sysctls = Object.entries(config.linux?.sysctls ?? {});
     for (const [name] of sysctls) {
@@ -117,9 +123,18 @@ export class PodService {
     const kinds: PinnedKind[] = [...(hostNet ? [] : (["net", "uts"] as const)), ...(hostIpc ? [] : (["ipc"] as const))];
     const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
     try {
-      const pinned: PodNamespaces = pinNamespaces(join(dir, "ns"), kinds, hostname, () => {
-        for (const [name, value] of sysctls) setPodSysctl(name, value);
-      });
+      const setSysctls = () => {
+        for (const [name, value] of sysctls) {
+          // The kernel lets only the owning user namespace's root write IPC sysctls (not
+          // the initial root): in a user namespace pod, runc sets them in each container
+          // (they are in every container's spec too).
+          if (userns && sysctlNamespace(name) === "ipc") continue;
+          setPodSysctl(name, value);
+        }
+      };
+      const pinned: PodNamespaces = userns
+        ? pinUserNamespacePod(join(dir, "ns"), userns, hostname, setSysctls)
+        : pinNamespaces(join(dir, "ns"), kinds, hostname, setSysctls);
       if (ns?.pid === NamespaceMode.POD) {
         const infra = startPidInfra(join(dir, "ns"));
         pinned.pid = infra.nsPath;
@@ -140,7 +155,7 @@ export class PodService {
     } catch (e) {
       if (!hostNet) await this.network.tearDown(id).catch((d: unknown) => logger.error("cannot tear down the network of a pod that failed to start", { pod: id, error: errorMessage(d) }));
       killPauseFor(join(dir, "ns")); // a shared PID namespace's PID 1, if it got that far
-      unpinNamespaces(join(dir, "ns"), [...kinds, "pid"]);
+      unpinNamespaces(join(dir, "ns"), [...kinds, "pid", "user"]);
       unmountQuiet(join(dir, "shm"));
       await rm(dir, { recursive: true, force: true });
       throw e;
@@ -183,7 +198,7 @@ export class PodService {
     if (!pod) return;
     await this.stop(pod.id);
     await this.containers.removeAll(pod.id);
-    unpinNamespaces(join(this.podDir(pod.id), "ns"), ["net", "ipc", "uts", "pid"]);
+    unpinNamespaces(join(this.podDir(pod.id), "ns"), ["net", "ipc", "uts", "pid", "user"]);
     unmountQuiet(join(this.podDir(pod.id), "shm"));
     await rm(this.podDir(pod.id), { recursive: true, force: true });
     this.store.remove(pod.id);
@@ -213,7 +228,7 @@ export class PodService {
       if (known.has(id) || !/^[0-9a-f]{64}$/.test(id)) continue;
       logger.warn("removing a pod sandbox left by a crash before it was recorded", { pod: id });
       if (killPauseFor(join(this.podDir(id), "ns")) > 0) logger.warn("stopped the pause process of that pod sandbox", { pod: id });
-      unpinNamespaces(join(this.podDir(id), "ns"), ["net", "ipc", "uts", "pid"]);
+      unpinNamespaces(join(this.podDir(id), "ns"), ["net", "ipc", "uts", "pid", "user"]);
       unmountQuiet(join(this.podDir(id), "shm"));
       await rm(this.podDir(id), { recursive: true, force: true });
     }

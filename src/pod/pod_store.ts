@@ -3,7 +3,16 @@ import type { Database } from "bun:sqlite";
 import type { PodSandboxConfig } from "../protocol/types.ts";
 import { decodePodConfig, encodePodConfig } from "../state/codec.ts";
 
-export interface PodNamespaces { net?: string; ipc?: string; uts?: string; pid?: string; /** PID 1 of a shared PID namespace. */ infraPid?: number }
+export interface PodNamespaces {
+  net?: string;
+  ipc?: string;
+  uts?: string;
+  pid?: string;
+  /** PID 1 of a shared PID namespace. */
+  infraPid?: number;
+  /** The pod's user namespace (hostUsers: false), which owns its net, ipc and uts namespaces. */
+  user?: string;
+}
 
 export interface PodRecord {
   id: string;

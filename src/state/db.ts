@@ -75,6 +75,11 @@ const MIGRATIONS: string[] = [
      source TEXT NOT NULL,            -- where it was found, for messages
      PRIMARY KEY (manifest_digest, signature)
    );`,
+  // The identity of each container's first process, read from /proc after create
+  // (ContainerStatus.user): JSON {uid, gid, groups}, '' when it could not be read.
+  // The images a container mounts as volumes (KEP-4639), which must stay: JSON [image id].
+  `ALTER TABLE containers ADD COLUMN user TEXT NOT NULL DEFAULT '';
+   ALTER TABLE containers ADD COLUMN image_volumes TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 export function openDatabase(root: string): Database {

@@ -34,7 +34,7 @@ function pod(id: string, createdNs: bigint): PodRecord {
 function ctr(id: string, podId: string, createdNs: bigint): ContainerRecord {
   return {
     id, podId, nameKey: `${podId}_${id}_0`, config: { metadata: { name: id, attempt: 0 } } as ContainerRecord["config"], imageId: "sha256:x", imageRef: "x",
-    state: 0, createdNs, startedNs: 0n, finishedNs: 0n, exitCode: 0, reason: "", message: "", logPath: "", unclaimed: false, bootId: "b",
+    state: 0, createdNs, startedNs: 0n, finishedNs: 0n, exitCode: 0, reason: "", message: "", logPath: "", unclaimed: false, bootId: "b", imageVolumes: [],
   };
 }
 

@@ -335,10 +335,16 @@ describe("namespaces", () => {
     expect(err.kind).toBe("invalid_argument");
     expect((await thrown(() => planNamespaces(nsOptions({ network: NamespaceMode.TARGET }), paths))).kind).toBe("invalid_argument");
   });
-  test("cgroup namespace on request; user namespaces unimplemented", async () => {
+  test("cgroup namespace on request; the pod's user namespace by path, with its mapping", async () => {
     expect(planNamespaces(null, {}, true).namespaces).toContainEqual({ type: "cgroup" });
-    const err = await thrown(() => planNamespaces(nsOptions({ userns_options: { mode: NamespaceMode.POD } }), {}));
-    expect(err.kind).toBe("unimplemented");
+    const range = [{ host_id: 100000, container_id: 0, length: 65536 }];
+    const pod = nsOptions({ userns_options: { mode: NamespaceMode.POD, uids: range, gids: range } });
+    const err = await thrown(() => planNamespaces(pod, {}));
+    expect([err.kind, err.message]).toEqual(["invalid_argument", expect.stringContaining("but the pod sandbox has none")]);
+    const plan = planNamespaces(pod, { user: "/run/p/ns/user" });
+    expect(plan.namespaces).toContainEqual({ type: "user", path: "/run/p/ns/user" });
+    expect(plan.userNamespace?.uids).toEqual({ hostId: 100000, containerId: 0, size: 65536 });
+    expect((await thrown(() => planNamespaces(nsOptions({ userns_options: { mode: NamespaceMode.NODE } }), { user: "/u" }))).kind).toBe("invalid_argument");
     expect(planNamespaces(nsOptions({ userns_options: { mode: NamespaceMode.NODE } }), {}).namespaces.length).toBe(5);
   });
   test("spec: the hostname only with a UTS namespace", async () => {
@@ -415,7 +421,14 @@ describe("mounts", () => {
     expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", recursive_read_only: true })))).kind).toBe("invalid_argument");
     expect((await thrown(() => criMountToOci(mount({ container_path: "rel", host_path: "/b" })))).kind).toBe("invalid_argument");
     expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "" })))).kind).toBe("invalid_argument");
-    expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", image: { image: "x" } })))).kind).toBe("unimplemented");
+    // An image volume: the caller's mounted source, always ro/noexec; without one it is a bug.
+    expect(criMountToOci(mount({ container_path: "/a", image: { image: "x" } }), undefined, "/run/iv/x")).toEqual({
+      destination: "/a", type: "bind", source: "/run/iv/x", options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"],
+    });
+    expect((await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", image: { image: "x" } })))).kind).toBe("internal");
+    // recursive_read_only where the handler cannot: FAILED_PRECONDITION with the reason.
+    const noRro = await thrown(() => criMountToOci(mount({ container_path: "/a", host_path: "/b", readonly: true, recursive_read_only: true }), { supported: false, reason: "old runtime" }));
+    expect([noRro.kind, noRro.message]).toEqual(["failed_precondition", "mount /a: recursive_read_only is not available with this runtime handler: old runtime"]);
     // selinux_relabel is accepted and ignored.
     expect(criMountToOci(mount({ container_path: "/a", host_path: "/b", selinux_relabel: true })).options).toEqual(["rbind", "rprivate", "rw"]);
   });

@@ -11,10 +11,10 @@
 
 import { invalidArgument } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
-import type { ContainerConfig, PodSandboxConfig } from "../../protocol/types.ts";
+import type { ContainerConfig, Mount, PodSandboxConfig } from "../../protocol/types.ts";
 import { computeCapabilities, readPermittedCapabilities } from "./capabilities.ts";
-import { defaultDeviceRules, resolveDevices } from "./devices.ts";
-import { planMaskedPaths, planMounts, type SandboxFiles } from "./mounts.ts";
+import { defaultDeviceRules, deviceBindMounts, resolveDevices } from "./devices.ts";
+import { planMaskedPaths, planMounts, type RroSupport, type SandboxFiles } from "./mounts.ts";
 import { planNamespaces, type NamespacePaths } from "./namespaces.ts";
 import { OCI_VERSION, type OciSpec } from "./oci_types.ts";
 import { processArgs, processCwd, processEnv } from "./process.ts";
@@ -76,6 +76,10 @@ export interface ContainerSpecInput {
   cgroupNamespace?: boolean;
   /** "container" (default) or "sandbox" for an infra container. */
   containerType?: "container" | "sandbox";
+  /** Whether the runtime handler makes recursive read-only mounts (default: assume it does). */
+  recursiveReadOnlyMounts?: RroSupport;
+  /** Where each image volume of config.mounts is mounted on the host (with its sub path). */
+  imageVolumeSources?: ReadonlyMap<Mount, string>;
   /** For tests: Node-style arch and kernel release the seccomp profile is built for. */
   arch?: string;
   kernelRelease?: string;
@@ -95,7 +99,14 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   }
   if (!input.rootfs.startsWith("/")) throw invalidArgument(`rootfs ${JSON.stringify(input.rootfs)} is not absolute`);
 
-  const ns = planNamespaces(sc?.namespace_options ?? podSc?.namespace_options ?? null, input.namespaces, input.cgroupNamespace ?? false);
+  // A container without userns_options (an older client) is in its pod's user namespace.
+  const nsOptions = sc?.namespace_options ?? podSc?.namespace_options ?? null;
+  const podUserns = podSc?.namespace_options?.userns_options ?? null;
+  const ns = planNamespaces(
+    nsOptions && !nsOptions.userns_options && podUserns ? { ...nsOptions, userns_options: podUserns } : nsOptions,
+    input.namespaces,
+    input.cgroupNamespace ?? false,
+  );
 
   const caps = computeCapabilities({
     privileged,
@@ -119,7 +130,14 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   }
 
   const readonlyRootfs = sc?.readonly_rootfs ?? false;
-  const mountPlan = planMounts({ criMounts: config.mounts, privileged, readonlyRootfs, sandboxFiles: input.sandboxFiles });
+  const mountPlan = planMounts({
+    criMounts: config.mounts,
+    privileged,
+    readonlyRootfs,
+    sandboxFiles: input.sandboxFiles,
+    ...(input.recursiveReadOnlyMounts !== undefined ? { rro: input.recursiveReadOnlyMounts } : {}),
+    ...(input.imageVolumeSources !== undefined ? { imageSources: input.imageVolumeSources } : {}),
+  });
   const paths = planMaskedPaths({ privileged, masked: sc?.masked_paths ?? [], readonly: sc?.readonly_paths ?? [] });
 
   // Privileged containers run without seccomp, as in containerd and CRI-O.
@@ -170,10 +188,16 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   };
   // A hostname needs a UTS namespace of the container's own (new or the pod's).
   if (!ns.hostUts && input.hostname !== "") spec.hostname = input.hostname;
-  if (devices.devices.length > 0) spec.linux.devices = devices.devices;
+  if (ns.userNamespace !== undefined) spec.mounts.push(...deviceBindMounts(devices.devices, devices.hostPaths));
+  else if (devices.devices.length > 0) spec.linux.devices = devices.devices;
   if (seccomp !== undefined) spec.linux.seccomp = seccomp;
   if (mountPlan.rootfsPropagation !== undefined) spec.linux.rootfsPropagation = mountPlan.rootfsPropagation;
   if (Object.keys(sysctl).length > 0) spec.linux.sysctl = sysctl;
+  if (ns.userNamespace !== undefined) {
+    const { uids, gids } = ns.userNamespace;
+    spec.linux.uidMappings = [{ containerID: uids.containerId, hostID: uids.hostId, size: uids.size }];
+    spec.linux.gidMappings = [{ containerID: gids.containerId, hostID: gids.hostId, size: gids.size }];
+  }
   return spec;
 }
 

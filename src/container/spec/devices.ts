@@ -13,7 +13,7 @@ import { posix } from "node:path";
 import { errnoCode, errorMessage, invalidArgument } from "../../errors.ts";
 import type { Device } from "../../protocol/types.ts";
 import { major, minor } from "../../sys/mknod.ts";
-import type { OciDevice, OciDeviceRule } from "./oci_types.ts";
+import type { OciDevice, OciDeviceRule, OciMount } from "./oci_types.ts";
 
 /** Rules before any CRI device: deny all, then the standard set. */
 export function defaultDeviceRules(privileged: boolean): OciDeviceRule[] {
@@ -44,6 +44,17 @@ export function defaultDeviceRules(privileged: boolean): OciDeviceRule[] {
 export interface ContainerDevices {
   devices: OciDevice[];
   rules: OciDeviceRule[];
+  /** The host node of each device, by its path in the container. */
+  hostPaths: Map<string, string>;
+}
+
+/**
+ * Device nodes as bind mounts of their host nodes: in a user namespace nothing can
+ * mknod, and runc would bind the node from the host at the container path, which need
+ * not exist there (a CRI or CDI device with another name in the container).
+ */
+export function deviceBindMounts(devices: readonly OciDevice[], hostPaths: ReadonlyMap<string, string>): OciMount[] {
+  return devices.map((d) => ({ destination: d.path, type: "bind", source: hostPaths.get(d.path) ?? d.path, options: ["bind", "rprivate"] }));
 }
 
 /** Nodes found below a directory device path; bounds a /dev walk. */
@@ -84,7 +95,7 @@ async function walk(dir: string, out: string[]): Promise<void> {
 
 /** The CRI devices of a container, resolved on the host. */
 export async function resolveDevices(devices: readonly Device[]): Promise<ContainerDevices> {
-  const out: ContainerDevices = { devices: [], rules: [] };
+  const out: ContainerDevices = { devices: [], rules: [], hostPaths: new Map() };
   for (const d of devices) {
     if (!d.host_path.startsWith("/")) throw invalidArgument(`device host_path ${JSON.stringify(d.host_path)} is not absolute`);
     const containerPath = d.container_path === "" ? d.host_path : d.container_path;
@@ -101,6 +112,7 @@ export async function resolveDevices(devices: readonly Device[]): Promise<Contai
           if (r) {
             out.devices.push(r.device);
             out.rules.push(r.rule);
+            out.hostPaths.set(r.device.path, n);
           }
         }
         continue;
@@ -109,6 +121,7 @@ export async function resolveDevices(devices: readonly Device[]): Promise<Contai
       if (r === undefined) throw invalidArgument(`device ${d.host_path} is not a character or block device`);
       out.devices.push(r.device);
       out.rules.push(r.rule);
+      out.hostPaths.set(r.device.path, d.host_path);
     } catch (err) {
       const code = errnoCode(err);
       if (code !== undefined) throw invalidArgument(`device ${d.host_path}: ${errorMessage(err)}`, err);

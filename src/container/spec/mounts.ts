@@ -3,7 +3,7 @@
 // /etc/hostname, /dev/shm) and the CRI mounts; and the masked and read-only paths.
 
 import { posix } from "node:path";
-import { CribError, invalidArgument } from "../../errors.ts";
+import { CribError, failedPrecondition, internal, invalidArgument } from "../../errors.ts";
 import type { Mount } from "../../protocol/types.ts";
 import { MountPropagation } from "../../protocol/types.ts";
 import type { OciMount } from "./oci_types.ts";
@@ -60,11 +60,20 @@ function cleanAbsolute(p: string, what: string): string {
   return posix.normalize(p).replace(/(.)\/+$/, "$1");
 }
 
-/** One CRI mount as an OCI bind mount. selinux_relabel is ignored (no SELinux support). */
-export function criMountToOci(m: Mount): OciMount {
+/** Whether the runtime handler makes recursive read-only mounts, and why not. */
+export interface RroSupport { supported: boolean; reason: string }
+
+/**
+ * One CRI mount as an OCI bind mount. selinux_relabel is ignored (no SELinux support).
+ * `rro`: whether the pod's runtime handler can honour recursive_read_only.
+ */
+export function criMountToOci(m: Mount, rro: RroSupport = { supported: true, reason: "" }, imageSource?: string): OciMount {
   const destination = cleanAbsolute(m.container_path, "mount container_path");
   if (m.image !== null && m.image.image !== "") {
-    throw new CribError("unimplemented", `image volume mounts (${m.image.image} at ${destination}) are not supported by crib yet`);
+    // The caller mounted the image (and resolved image_sub_path in it): always read-only
+    // and noexec, as Kubernetes asks of image volumes.
+    if (imageSource === undefined) throw internal(`image volume ${m.image.image} at ${destination} was not mounted`);
+    return { destination, type: "bind", source: imageSource, options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"] };
   }
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
     throw new CribError("unimplemented", `id-mapped mounts (at ${destination}) are not supported by crib yet`);
@@ -78,12 +87,14 @@ export function criMountToOci(m: Mount): OciMount {
     if (m.propagation !== MountPropagation.PROPAGATION_PRIVATE) {
       throw invalidArgument(`mount ${destination}: recursive_read_only needs private propagation`);
     }
+    if (!rro.supported) throw failedPrecondition(`mount ${destination}: recursive_read_only is not available with this runtime handler: ${rro.reason}`);
     options.push("rro");
   }
   return { destination, type: "bind", source, options };
 }
 
-const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
+/** How deep a container path is ("/" is 0): mounts go parent first. */
+export const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
 
 /**
  * All mounts, in the order the runtime performs them: the defaults first (minus those a
@@ -97,8 +108,12 @@ export function planMounts(opts: {
   privileged: boolean;
   readonlyRootfs: boolean;
   sandboxFiles: SandboxFiles;
+  /** Whether recursive read-only mounts work with the pod's runtime handler; default yes. */
+  rro?: RroSupport;
+  /** Host sources of the image volumes among criMounts (mounted by the caller). */
+  imageSources?: ReadonlyMap<Mount, string>;
 }): MountPlan {
-  const cri = opts.criMounts.map(criMountToOci);
+  const cri = opts.criMounts.map((m) => criMountToOci(m, opts.rro, opts.imageSources?.get(m)));
   const criDest = new Set(cri.map((m) => m.destination));
 
   const extra: OciMount[] = [];

@@ -7,10 +7,12 @@
 //   TARGET     invalid                        the target container's pid ns (required)
 //
 // UTS follows the network (hostNetwork pods see the node's hostname); mount is always
-// new; cgroup is new when asked (cgroup v2 hosts, as containerd does). User namespaces
-// (userns_options other than NODE) are not supported yet.
+// new; cgroup is new when asked (cgroup v2 hosts, as containerd does). A user namespace
+// (userns_options mode POD, hostUsers: false) is the pod's, joined by path, with its
+// mapping repeated in the spec (runc needs it to know the host ids of root).
 
-import { CribError, invalidArgument } from "../../errors.ts";
+import { invalidArgument } from "../../errors.ts";
+import { podUserNamespace, type UserNamespaceMapping } from "../../pod/userns_mapping.ts";
 import type { NamespaceOption } from "../../protocol/types.ts";
 import { NamespaceMode } from "../../protocol/types.ts";
 import type { OciNamespace } from "./oci_types.ts";
@@ -21,6 +23,8 @@ export interface NamespacePaths {
   uts?: string;
   /** The pod's pid ns (mode POD) or the target container's (mode TARGET). */
   pid?: string;
+  /** The pod's user namespace, when it has one. */
+  user?: string;
 }
 
 export interface NamespacePlan {
@@ -29,6 +33,8 @@ export interface NamespacePlan {
   hostIpc: boolean;
   hostPid: boolean;
   hostUts: boolean;
+  /** The pod user namespace's mapping, when the container runs in one. */
+  userNamespace?: UserNamespaceMapping;
 }
 
 const MODE_NAMES: Record<number, string> = { 0: "POD", 1: "CONTAINER", 2: "NODE", 3: "TARGET" };
@@ -55,12 +61,15 @@ export function planNamespaces(
   const network = options?.network ?? NamespaceMode.POD;
   const ipc = options?.ipc ?? NamespaceMode.POD;
   const pid = options?.pid ?? NamespaceMode.POD;
-  const userns = options?.userns_options ?? null;
-  if (userns !== null && userns.mode !== NamespaceMode.NODE) {
-    throw new CribError("unimplemented", `user namespaces (mode ${modeName(userns.mode)}) are not supported by crib yet`);
-  }
-
+  const userns = podUserNamespace(options?.userns_options, "CreateContainer: linux.security_context");
   const namespaces: OciNamespace[] = [{ type: "mount" }];
+  if (userns !== undefined) {
+    if (paths.user === undefined) throw invalidArgument("CreateContainer: linux.security_context.namespace_options.userns_options asks for the pod's user namespace, but the pod sandbox has none (it was run with hostUsers: true)");
+    namespaces.push({ type: "user", path: paths.user });
+  } else if (paths.user !== undefined) {
+    // The pod's network, IPC and UTS namespaces belong to its user namespace.
+    throw invalidArgument("CreateContainer: the pod sandbox has a user namespace (hostUsers: false), but linux.security_context.namespace_options.userns_options asks for the node's");
+  }
   const net = sharedOrNew("network", network, paths.network);
   if (net) namespaces.push(net);
   const ipcNs = sharedOrNew("ipc", ipc, paths.ipc);
@@ -95,5 +104,6 @@ export function planNamespaces(
     hostIpc: ipc === NamespaceMode.NODE,
     hostPid: pid === NamespaceMode.NODE,
     hostUts: uts === undefined,
+    ...(userns !== undefined ? { userNamespace: userns } : {}),
   };
 }

@@ -11,7 +11,25 @@ export interface OciSpec {
   hostname?: string;
   mounts: OciMount[];
   annotations?: Record<string, string>;
+  hooks?: OciHooks;
   linux: OciLinux;
+}
+
+/** A hook the runtime runs at one point of the container's life (config.md "POSIX-platform Hooks"). */
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface OciHooks {
+  prestart?: OciHook[];
+  createRuntime?: OciHook[];
+  createContainer?: OciHook[];
+  startContainer?: OciHook[];
+  poststart?: OciHook[];
+  poststop?: OciHook[];
 }
 
 export interface OciProcess {
@@ -69,8 +87,17 @@ export interface OciNamespace {
   path?: string;
 }
 
+/** A user namespace id range (config-linux.md "User namespace mappings"). */
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciLinux {
   namespaces: OciNamespace[];
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   resources?: OciResources;
   cgroupsPath?: string;
   devices?: OciDevice[];

@@ -42,9 +42,10 @@ export interface UserSpec {
  * `path` resolved inside `root` as if `root` were "/": ".." stops at root, and symlinks
  * (absolute ones re-rooted at root, relative ones from their directory) are followed
  * component by component, never out of root. Components that do not exist are joined
- * as they are. Returns an absolute host path under root.
+ * as they are. Returns an absolute host path under root. With `refuseEscape`, a ".." that
+ * would climb above root (from the path or a relative symlink) is an error instead.
  */
-export async function secureJoin(root: string, path: string): Promise<string> {
+export async function secureJoin(root: string, path: string, opts: { refuseEscape?: boolean } = {}): Promise<string> {
   const base = resolvePath(root);
   const done: string[] = [];
   let todo = path.split("/");
@@ -53,6 +54,7 @@ export async function secureJoin(root: string, path: string): Promise<string> {
     const comp = todo.shift() as string;
     if (comp === "" || comp === ".") continue;
     if (comp === "..") {
+      if (done.length === 0 && opts.refuseEscape) throw invalidArgument(`${path} leads out of ${base} (through ".." or a symlink)`);
       done.pop();
       continue;
     }
