@@ -3,11 +3,13 @@
 # runtime, CNI plugins, a real registry, busybox for test images, and
 # containerd as the reference the benchmarks compare with; mount (losetup) and
 # e2fsprogs for the power-cut test's loop-mounted ext4 root; faketime (libfaketime)
-# for the clock-jump test.
+# for the clock-jump test; zsh and fish so the completion scripts are loaded by
+# the shells they are for.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   runc containernetworking-plugins docker-registry busybox-static \
-  containerd skopeo iproute2 iptables ca-certificates openssl mount e2fsprogs faketime >/dev/null
+  containerd skopeo iproute2 iptables ca-certificates openssl mount e2fsprogs faketime \
+  zsh fish >/dev/null
 echo "test dependencies installed: $(runc --version | head -1), $(busybox | head -1 | cut -c1-40)"
