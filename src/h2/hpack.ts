@@ -65,6 +65,11 @@ export class HpackDecoder {
   /** Every encoder starts at 4096 (RFC 7540 6.5.2) and changes it only by size updates. */
   private maxSize = 4096;
 
+  /** The dynamic table, newest first, and its size in RFC 7541 4.1 terms (for tests and logs). */
+  get table(): { entries: readonly (readonly [string, string])[]; size: number; maxSize: number } {
+    return { entries: this.entries.map(([n, v]) => [n, v] as const), size: this.size, maxSize: this.maxSize };
+  }
+
   decode(block: Uint8Array): DecodedBlock {
     const r = new Reader(block);
     const fields: HeaderField[] = [];
