@@ -27,7 +27,7 @@ const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 /** Frames we write stay within the smallest SETTINGS_MAX_FRAME_SIZE a server may have. */
 const MAX_FRAME_PAYLOAD = 16384;
-/** A header block larger than this is not rewritten (the server refuses such blocks anyway). */
+/** A header block whose frames (headers included) exceed this is not rewritten (the server refuses such blocks anyway). */
 const MAX_HEADER_BLOCK = 1 << 20;
 
 /** The authority used where the client's would be refused: what kubelets from 1.31 on send. */
@@ -64,6 +64,7 @@ interface OpenBlock {
   flags: number;
   priority: Uint8Array | undefined;
   fragments: Uint8Array[];
+  /** Bytes of its frames so far, headers included: empty CONTINUATIONs count too. */
   size: number;
   /** The frames as received, sent on unchanged if the block does not decode. */
   raw: Uint8Array[];
@@ -106,7 +107,9 @@ export class AuthorityRewriter {
         const frame = data.subarray(pos, end);
         const result = this.headerFrame(frame);
         if (result === "invalid") {
-          out.push(...this.abandon(), data.subarray(pos));
+          // No spread: a block's held frames can be too many for one call's arguments.
+          for (const held of this.abandon()) out.push(held);
+          out.push(data.subarray(pos));
           return out;
         }
         if (result) out.push(result);
@@ -140,16 +143,19 @@ export class AuthorityRewriter {
       }
       if (start + padding > payload.length) return "invalid";
       const fragment = payload.slice(start, payload.length - padding);
-      this.open = { streamId, flags, priority, fragments: [fragment], size: fragment.length, raw: [frame.slice()] };
+      this.open = { streamId, flags, priority, fragments: [fragment], size: frame.length, raw: [] };
     } else if (type === TYPE_CONTINUATION && this.open && this.open.streamId === streamId) {
       this.open.fragments.push(payload.slice());
-      this.open.size += payload.length;
-      this.open.raw.push(frame.slice());
+      this.open.size += frame.length;
     } else {
       return "invalid"; // a frame inside a header block, or a stray CONTINUATION
     }
+    // The frame being handled is not in `raw` when this answers "invalid": push()
+    // sends it on itself, with everything after it.
     if (this.open.size > MAX_HEADER_BLOCK) return "invalid";
-    return flags & FLAG_END_HEADERS ? this.finish() : undefined;
+    if (flags & FLAG_END_HEADERS) return this.finish();
+    this.open.raw.push(frame.slice());
+    return undefined;
   }
 
   private finish(): Uint8Array | "invalid" {

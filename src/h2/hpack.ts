@@ -42,6 +42,8 @@ STATIC_TABLE.forEach(([name], i) => {
 const ENTRY_OVERHEAD = 32;
 /** Largest integer accepted: far above any index or length a 16 MiB block can hold. */
 const MAX_INTEGER = 2 ** 28;
+/** The last continuation octet's shift an integer up to MAX_INTEGER can need. */
+const MAX_INTEGER_SHIFT = 28;
 /**
  * Largest table size update accepted. The peer's own limit (its SETTINGS) is
  * enforced by the decoder the updates are forwarded to; this only bounds memory.
@@ -62,6 +64,11 @@ export class HpackDecoder {
   private size = 0;
   /** Every encoder starts at 4096 (RFC 7540 6.5.2) and changes it only by size updates. */
   private maxSize = 4096;
+
+  /** The dynamic table, newest first, and its size in RFC 7541 4.1 terms (for tests and logs). */
+  get table(): { entries: readonly (readonly [string, string])[]; size: number; maxSize: number } {
+    return { entries: this.entries.map(([n, v]) => [n, v] as const), size: this.size, maxSize: this.maxSize };
+  }
 
   decode(block: Uint8Array): DecodedBlock {
     const r = new Reader(block);
@@ -141,14 +148,16 @@ class Reader {
     const max = (1 << prefix) - 1;
     let value = this.byte() & max;
     if (value < max) return value;
-    let shift = 0;
-    for (;;) {
+    // MAX_INTEGER fits in the first few continuation octets. Without a bound on their
+    // count, zero-valued ones (0x80 ...) would push 2 ** shift to Infinity and the
+    // value to NaN, which passes every later check and never ends the block.
+    for (let shift = 0; shift <= MAX_INTEGER_SHIFT; shift += 7) {
       const b = this.byte();
       value += (b & 0x7f) * 2 ** shift;
       if (value > MAX_INTEGER) throw new HpackError("integer too large");
       if ((b & 0x80) === 0) return value;
-      shift += 7;
     }
+    throw new HpackError("integer has too many octets");
   }
 
   /** RFC 7541 5.2: a string literal, Huffman-coded or raw. */
