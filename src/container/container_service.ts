@@ -18,6 +18,7 @@ import { ContainerFsStore } from "../storage/container_fs.ts";
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { HugetlbProbe } from "./cgroup_controllers.ts";
 import { buildContainerSpec } from "./spec/build.ts";
 import { resolveUser } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
@@ -40,6 +41,7 @@ export class ContainerService {
   private readonly exitWaiters = new Map<string, Set<() => void>>();
   /** Containers whose StartContainer is under way -> whether they exited meanwhile. */
   private readonly starting = new Map<string, boolean>();
+  private readonly hugetlb = new HugetlbProbe();
 
   constructor(
     private readonly config: Config,
@@ -119,6 +121,7 @@ export class ContainerService {
         rootfs: fs.rootfs,
         namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs },
         cgroupsPath: this.cgroupsPath(pod, id),
+        hugetlbSupported: await this.hugetlbFor(pod, config.linux?.resources ?? null),
         user,
         hostname: pod.config.hostname || pod.config.metadata?.name || "",
         sandboxFiles: files,
@@ -156,6 +159,13 @@ export class ContainerService {
     const st = await (await this.monitor()).state(target.id);
     if (st.status !== "running" || st.pid <= 0) throw failedPrecondition(`CreateContainer: target container ${target.id} is not running`);
     return `/proc/${st.pid}/ns/pid`;
+  }
+
+  /** Whether hugepage limits can be applied to the pod's containers (only asked when some are set). */
+  private async hugetlbFor(pod: PodRecord, resources: LinuxContainerResources | null): Promise<boolean> {
+    if (!resources || resources.hugepage_limits.length === 0) return true;
+    const parent = this.config.runtime.cgroupDriver === "systemd" ? "" : pod.config.linux?.cgroup_parent || "/crib";
+    return this.hugetlb.available(parent);
   }
 
   private cgroupsPath(pod: PodRecord, id: string): string {
@@ -356,7 +366,7 @@ export class ContainerService {
     if (!resources) return;
     if (c.state === ContainerState.CONTAINER_EXITED) throw failedPrecondition(`UpdateContainerResources: container ${c.id} has exited`);
     const pod = this.pods.get(c.podId);
-    await runcUpdate(this.runtimeFor(pod), c.id, resources);
+    await runcUpdate(this.runtimeFor(pod), c.id, resources, await this.hugetlbFor(pod, resources));
   }
 
   list(): ContainerRecord[] {
