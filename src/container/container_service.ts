@@ -10,7 +10,7 @@ import { CribError, deadlineExceeded, failedPrecondition, invalidArgument, notFo
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
-import type { PodService } from "../pod/pod_service.ts";
+import { podHostname, type PodService } from "../pod/pod_service.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
@@ -123,7 +123,7 @@ export class ContainerService {
         cgroupsPath: this.cgroupsPath(pod, id),
         hugetlbSupported: await this.hugetlbFor(pod, config.linux?.resources ?? null),
         user,
-        hostname: pod.config.hostname || pod.config.metadata?.name || "",
+        hostname: podHostname(pod.config),
         sandboxFiles: files,
         seccompProfileRoot: join(this.config.root, "seccomp"),
         runtimeCanLowerOomScore: false,
