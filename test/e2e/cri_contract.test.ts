@@ -63,6 +63,22 @@ describe("hugepage limits", () => {
     expect(containers).toEqual([]);
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id });
   });
+
+  test("UpdateContainerResources with the kubelet's zero hugepage limits succeeds; a non-zero one does not where it cannot apply", async () => {
+    const { id } = await runContainer(crib.client, podConfig("update-hugepages"), containerConfig("sleeper", image.ref, ["sleep", "1000"]));
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const zero = { cpu_period: 100000n, cpu_shares: 4n, hugepage_limits: [{ page_size: "2MB", limit: 0n }, { page_size: "1GB", limit: 0n }] };
+    await crib.client.call("RuntimeService", "UpdateContainerResources", { container_id: id, linux: zero, annotations: {} });
+    if (!nodeHasHugetlb) {
+      // runc update itself would accept this and apply nothing.
+      const err = await criError(crib.client.call("RuntimeService", "UpdateContainerResources", {
+        container_id: id, linux: { ...zero, hugepage_limits: [{ page_size: "2MB", limit: 2n << 20n }] }, annotations: {},
+      }));
+      expect(err.code).toBe(status.FAILED_PRECONDITION);
+      expect(err.details).toContain("page size 2MB");
+    }
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+  });
 });
 
 describe("hostname", () => {
