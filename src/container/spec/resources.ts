@@ -31,7 +31,6 @@ export interface CgroupSupport {
  * Device rules are added by the caller.
  */
 export function planResources(r: LinuxContainerResources | null, support: CgroupSupport): OciResources {
-  const swapSupported = support.swap;
   const out: OciResources = {};
   if (r === null) return out;
   const cpu: OciCpu = {};
@@ -54,9 +53,9 @@ export function planResources(r: LinuxContainerResources | null, support: Cgroup
   if (r.memory_limit_in_bytes < 0n) throw invalidArgument(`resources.memory_limit_in_bytes ${r.memory_limit_in_bytes} is negative`);
   if (r.memory_limit_in_bytes > 0n) {
     memory.limit = safeNumber(r.memory_limit_in_bytes, "memory_limit_in_bytes");
-    if (swapSupported && r.memory_swap_limit_in_bytes === 0n) memory.swap = memory.limit;
+    if (support.swap && r.memory_swap_limit_in_bytes === 0n) memory.swap = memory.limit;
   }
-  if (swapSupported && r.memory_swap_limit_in_bytes !== 0n) {
+  if (support.swap && r.memory_swap_limit_in_bytes !== 0n) {
     memory.swap = safeNumber(r.memory_swap_limit_in_bytes, "memory_swap_limit_in_bytes");
   }
   if (Object.keys(memory).length > 0) out.memory = memory;
