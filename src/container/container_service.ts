@@ -11,7 +11,7 @@ import { CribError, deadlineExceeded, errnoCode, failedPrecondition, invalidArgu
 import type { ImageService } from "../image/image_service.ts";
 import { log } from "../log/logger.ts";
 import type { ExitInfo, MonitorClient } from "../monitor/client.ts";
-import type { PodService } from "../pod/pod_service.ts";
+import { podHostname, type PodService } from "../pod/pod_service.ts";
 import type { PodRecord } from "../pod/pod_store.ts";
 import { lifecycle } from "../events/bus.ts";
 import { bootId, nowNs } from "../state/boot.ts";
@@ -21,6 +21,7 @@ import { podUserNamespace, toHost, type UserNamespaceMapping } from "../pod/user
 import { ClaimedCreates } from "../util/claims.ts";
 import { ContainerStore, type ContainerRecord } from "./container_store.ts";
 import { fitExecOutput } from "./exec_output.ts";
+import { HugetlbProbe } from "./cgroup_controllers.ts";
 import { applyCdiEdits, requestedCdiDevices, resolveCdiDevices } from "./cdi.ts";
 import { readProcessIdentity } from "./process_identity.ts";
 import { handlerFeatures } from "./runtime_features.ts";
@@ -50,6 +51,7 @@ export class ContainerService {
   private readonly exitWaiters = new Map<string, Set<() => void>>();
   /** Containers whose StartContainer is under way -> whether they exited meanwhile. */
   private readonly starting = new Map<string, boolean>();
+  private readonly hugetlb = new HugetlbProbe();
 
   constructor(
     private readonly config: Config,
@@ -145,8 +147,9 @@ export class ContainerService {
         rootfs: fs.rootfs,
         namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pidNs, user: pod.namespaces.user },
         cgroupsPath: this.cgroupsPath(pod, id),
+        hugetlbSupported: await this.hugetlbFor(pod, config.linux?.resources ?? null),
         user,
-        hostname: pod.config.hostname || pod.config.metadata?.name || "",
+        hostname: podHostname(pod.config),
         sandboxFiles: files,
         seccompProfileRoot: join(this.config.root, "seccomp"),
         runtimeCanLowerOomScore: false,
@@ -284,6 +287,13 @@ export class ContainerService {
     const st = await (await this.monitor()).state(target.id);
     if (st.status !== "running" || st.pid <= 0) throw failedPrecondition(`CreateContainer: target container ${target.id} is not running`);
     return `/proc/${st.pid}/ns/pid`;
+  }
+
+  /** Whether hugepage limits can be applied to the pod's containers (only asked when some are set). */
+  private async hugetlbFor(pod: PodRecord, resources: LinuxContainerResources | null): Promise<boolean> {
+    if (!resources || resources.hugepage_limits.length === 0) return true;
+    const parent = this.config.runtime.cgroupDriver === "systemd" ? "" : pod.config.linux?.cgroup_parent || "/crib";
+    return this.hugetlb.available(parent);
   }
 
   private cgroupsPath(pod: PodRecord, id: string): string {
@@ -485,7 +495,7 @@ export class ContainerService {
     if (!resources) return;
     if (c.state === ContainerState.CONTAINER_EXITED) throw failedPrecondition(`UpdateContainerResources: container ${c.id} has exited`);
     const pod = this.pods.get(c.podId);
-    await runcUpdate(this.runtimeFor(pod), c.id, resources);
+    await runcUpdate(this.runtimeFor(pod), c.id, resources, await this.hugetlbFor(pod, resources));
   }
 
   list(): ContainerRecord[] {

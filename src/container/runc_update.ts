@@ -6,8 +6,9 @@ import { runtimeName } from "../monitor/runc.ts";
 import { childEnv } from "../util/child_env.ts";
 import { planResources } from "./spec/resources.ts";
 
-export async function runcUpdate(runtime: { path: string; root: string }, id: string, resources: LinuxContainerResources): Promise<void> {
-  const oci = planResources(resources, false);
+/** `hugetlb`: whether the container's cgroup has the hugetlb controller (see cgroup_controllers.ts). */
+export async function runcUpdate(runtime: { path: string; root: string }, id: string, resources: LinuxContainerResources, hugetlb: boolean): Promise<void> {
+  const oci = planResources(resources, { swap: false, hugetlb });
   const proc = Bun.spawn([runtime.path, "--root", runtime.root, "update", "--resources", "-", id], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv() });
   proc.stdin.write(JSON.stringify(oci));
   await proc.stdin.end();

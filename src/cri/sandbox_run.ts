@@ -5,6 +5,11 @@ import { NamespaceMode, type RunPodSandboxRequest, type RunPodSandboxResponse } 
 
 export const sandboxRun = unary<RunPodSandboxRequest, RunPodSandboxResponse>(async (d, req, ctx) => {
   if (!req.config) throw invalidArgument("RunPodSandbox: config is missing");
+  const sc = req.config.linux?.security_context;
+  // The CRI allows a group only with a user; the kubelet validates this too, so only other clients get here.
+  if (sc?.run_as_group && !sc.run_as_user) {
+    throw invalidArgument("RunPodSandbox: config.linux.security_context.run_as_group is set without run_as_user; set both or neither");
+  }
   const userns = req.config.linux?.security_context?.namespace_options?.userns_options;
   if (userns && userns.mode !== NamespaceMode.NODE) {
     // Only where RuntimeStatus says so: a kubelet should not ask otherwise, a client might.

@@ -10,7 +10,8 @@ import type { UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesRespons
 export const sandboxUpdateResources = unary<UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse>(async (d, req) => {
   if (!req.pod_sandbox_id) throw invalidArgument("UpdatePodSandboxResources: pod_sandbox_id is empty");
   d.pods.get(req.pod_sandbox_id);
-  planResources(req.overhead, false);
-  planResources(req.resources, false);
+  // Checked for shape only: nothing here is applied, so a missing controller is no error.
+  planResources(req.overhead, { swap: false, hugetlb: true });
+  planResources(req.resources, { swap: false, hugetlb: true });
   return {};
 });

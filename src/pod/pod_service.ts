@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { writeFileSync } from "node:fs";
+import { hostname as nodeHostname } from "node:os";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Config } from "../config/config.ts";
@@ -59,6 +60,16 @@ export function sysctlNamespace(name: string): "net" | "ipc" | undefined {
   return undefined;
 }
 
+/**
+ * The hostname a pod's containers see: its own, else the node's (as containerd and
+ * CRI-O; never the pod's name, which may be longer than a hostname may be). Host-network
+ * pods share the node's UTS namespace, so theirs is the node's whatever was asked.
+ */
+export function podHostname(config: PodSandboxConfig): string {
+  const hostNet = config.linux?.security_context?.namespace_options?.network === NamespaceMode.NODE;
+  return (!hostNet && config.hostname) || nodeHostname();
+}
+
 export class PodService {
   readonly store: PodStore;
   private readonly creates: ClaimedCreates;
@@ -89,7 +100,7 @@ export class PodService {
       // Kubernetes names are at most 253 characters; these end up in keys, logs and CNI args.
       if (v.length > 253 || v.includes("\0")) throw invalidArgument(`RunPodSandbox: config.metadata.${field} is not a Kubernetes name (${v.length} characters)`);
     }
-    const hostname = config.hostname || md.name;
+    const hostname = config.hostname;
     if (hostname.length > 64 || hostname.includes("\0")) throw invalidArgument(`RunPodSandbox: hostname ${JSON.stringify(hostname.slice(0, 80))} is longer than 64 characters or holds a NUL`);
     const handler = runtimeHandler || this.config.runtime.default;
     if (!this.config.runtime.handlers[handler]) {
@@ -121,7 +132,7 @@ export class PodService {
     const dir = this.podDir(id);
     await mkdir(dir, { recursive: true, mode: 0o711 });
     const kinds: PinnedKind[] = [...(hostNet ? [] : (["net", "uts"] as const)), ...(hostIpc ? [] : (["ipc"] as const))];
-    const hostname = hostNet ? "" : config.hostname || config.metadata!.name;
+    const hostname = podHostname(config);
     try {
       const setSysctls = () => {
         for (const [name, value] of sysctls) {
@@ -140,7 +151,7 @@ export class PodService {
         pinned.pid = infra.nsPath;
         pinned.infraPid = infra.pid;
       }
-      await writePodFiles(dir, hostname || (await hostHostname()), config.dns_config);
+      await writePodFiles(dir, hostname, config.dns_config);
       if (!hostIpc) await mountPodShm(join(dir, "shm"));
       // hostNetwork pods get no CNI.
       const ips = hostNet ? [] : await this.network.setUp({ podId: id, config, netns: pinned.net ?? join(dir, "ns", "net") });
@@ -249,8 +260,4 @@ function unmountQuiet(path: string): void {
   } catch {
     // not mounted
   }
-}
-
-async function hostHostname(): Promise<string> {
-  return (await Bun.file("/proc/sys/kernel/hostname").text()).trim();
 }

@@ -18,7 +18,8 @@ import { criMountToOci, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, planMounts
 import { planNamespaces } from "../../src/container/spec/namespaces.ts";
 import type { OciSeccomp, OciSpec } from "../../src/container/spec/oci_types.ts";
 import { DEFAULT_PATH, processArgs, processCwd, processEnv } from "../../src/container/spec/process.ts";
-import { normalizeSysctlName, planOomScoreAdj, planResources, planSysctls } from "../../src/container/spec/resources.ts";
+import { normalizeSysctlName, planHugepageLimits, planOomScoreAdj, planResources, planSysctls } from "../../src/container/spec/resources.ts";
+import { HugetlbProbe, hugetlbMountedV1 } from "../../src/container/cgroup_controllers.ts";
 import { compileSeccompProfile, seccompChoice } from "../../src/container/spec/seccomp.ts";
 import { DEFAULT_SECCOMP_PROFILE } from "../../src/container/spec/seccomp_default.ts";
 import { MAX_ID_FILE_BYTES, MAX_ID_FILE_LINES, resolveUser, secureJoin, type ResolvedUser } from "../../src/container/spec/user.ts";
@@ -494,11 +495,13 @@ describe("mounts", () => {
 
 describe("resources", () => {
   const res = (v: object) => containerConfig({ linux: { resources: v } }).linux?.resources ?? null;
+  const FULL = { swap: true, hugetlb: true };
+  const NO_SWAP = { swap: false, hugetlb: true };
   test("cpu, memory, hugepages, unified", () => {
     const r = planResources(res({
       cpu_shares: 512, cpu_quota: 50000, cpu_period: 100000, cpuset_cpus: "0-1", cpuset_mems: "0",
       memory_limit_in_bytes: 64 << 20, hugepage_limits: [{ page_size: "2MB", limit: 4 << 20 }], unified: { "memory.high": "1000000" },
-    }), true);
+    }), FULL);
     expect(r).toEqual({
       cpu: { shares: 512, quota: 50000, period: 100000, cpus: "0-1", mems: "0" },
       memory: { limit: 64 << 20, swap: 64 << 20 },
@@ -507,16 +510,55 @@ describe("resources", () => {
     });
   });
   test("swap: explicit limit wins; nothing without the swap controller", () => {
-    expect(planResources(res({ memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 300 }), true).memory).toEqual({ limit: 100, swap: 300 });
-    expect(planResources(res({ memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 300 }), false).memory).toEqual({ limit: 100 });
-    expect(planResources(res({}), true)).toEqual({});
-    expect(planResources(null, true)).toEqual({});
+    expect(planResources(res({ memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 300 }), FULL).memory).toEqual({ limit: 100, swap: 300 });
+    expect(planResources(res({ memory_limit_in_bytes: 100, memory_swap_limit_in_bytes: 300 }), NO_SWAP).memory).toEqual({ limit: 100 });
+    expect(planResources(res({}), FULL)).toEqual({});
+    expect(planResources(null, FULL)).toEqual({});
   });
   test("bad values are refused", async () => {
-    expect((await thrown(() => planResources(res({ memory_limit_in_bytes: -5 }), true))).kind).toBe("invalid_argument");
-    expect((await thrown(() => planResources(res({ hugepage_limits: [{ page_size: "2 MB", limit: 1 }] }), true))).kind).toBe("invalid_argument");
-    expect((await thrown(() => planResources(res({ unified: { "../../x": "1" } }), true))).kind).toBe("invalid_argument");
-    expect((await thrown(() => planResources(res({ memory_limit_in_bytes: 2n ** 62n }), true))).kind).toBe("invalid_argument");
+    expect((await thrown(() => planResources(res({ memory_limit_in_bytes: -5 }), FULL))).kind).toBe("invalid_argument");
+    expect((await thrown(() => planResources(res({ hugepage_limits: [{ page_size: "2 MB", limit: 1 }] }), FULL))).kind).toBe("invalid_argument");
+    expect((await thrown(() => planResources(res({ unified: { "../../x": "1" } }), FULL))).kind).toBe("invalid_argument");
+    expect((await thrown(() => planResources(res({ memory_limit_in_bytes: 2n ** 62n }), FULL))).kind).toBe("invalid_argument");
+  });
+  test("hugepage limits: applied with the hugetlb controller; without it zero limits are dropped, non-zero ones fail", async () => {
+    // What a kubelet sends for a pod without hugepages: a 0 limit per page size the kernel knows.
+    const zero = res({ hugepage_limits: [{ page_size: "2MB" }, { page_size: "1GB" }] });
+    const asked = res({ hugepage_limits: [{ page_size: "2MB" }, { page_size: "1GB", limit: 2n << 30n }] });
+    expect(planResources(zero, FULL).hugepageLimits).toEqual([{ pageSize: "2MB", limit: 0 }, { pageSize: "1GB", limit: 0 }]);
+    expect(planResources(asked, FULL).hugepageLimits).toEqual([{ pageSize: "2MB", limit: 0 }, { pageSize: "1GB", limit: 2 * 2 ** 30 }]);
+    expect(planResources(zero, { swap: true, hugetlb: false })).toEqual({});
+    expect(planHugepageLimits(zero?.hugepage_limits ?? [], false)).toEqual([]);
+    const err = await thrown(() => planResources(asked, { swap: true, hugetlb: false }));
+    expect(err.kind).toBe("failed_precondition");
+    expect(err.message).toContain("page size 1GB");
+    expect(err.message).toContain("no hugetlb controller");
+    expect(err.message).toContain("hugepages-1Gi");
+    // A malformed page size is the request's fault, controller or not.
+    expect((await thrown(() => planHugepageLimits(res({ hugepage_limits: [{ page_size: "huge" }] })?.hugepage_limits ?? [], false))).kind).toBe("invalid_argument");
+  });
+  test("hugetlb controller: a v1 hierarchy in mountinfo, or v2's cgroup.controllers of the nearest existing parent", async () => {
+    const line = (point: string, type: string, opts: string) => `30 23 0:26 / ${point} rw,nosuid shared:9 - ${type} ${type} rw,${opts}`;
+    const hybrid = [line("/sys/fs/cgroup/memory", "cgroup", "memory"), line("/sys/fs/cgroup/unified", "cgroup2", "nsdelegate")].join("\n");
+    expect(hugetlbMountedV1(hybrid)).toBe(false);
+    expect(hugetlbMountedV1(`${hybrid}\n${line("/sys/fs/cgroup/hugetlb", "cgroup", "hugetlb")}`)).toBe(true);
+    expect(hugetlbMountedV1(line("/mnt/x", "tmpfs", "hugetlb"))).toBe(false);
+
+    const v1 = tmp("cg-v1");
+    writeFileSync(join(v1, "mountinfo"), hybrid);
+    expect(await new HugetlbProbe({ root: v1, mountinfo: join(v1, "mountinfo") }).available("/kubepods/pod1")).toBe(false);
+    writeFileSync(join(v1, "mountinfo2"), `${hybrid}\n${line("/sys/fs/cgroup/hugetlb", "cgroup", "hugetlb,rw")}`);
+    expect(await new HugetlbProbe({ root: v1, mountinfo: join(v1, "mountinfo2") }).available("/kubepods/pod1")).toBe(true);
+
+    const v2 = tmp("cg-v2");
+    writeFileSync(join(v2, "cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n");
+    mkdirSync(join(v2, "kubepods", "burstable"), { recursive: true });
+    writeFileSync(join(v2, "kubepods", "cgroup.controllers"), "cpuset cpu io memory pids\n");
+    const probe = new HugetlbProbe({ root: v2, mountinfo: "/nonexistent" });
+    expect(await probe.available("/")).toBe(true);
+    expect(await probe.available("/crib")).toBe(true); // not created yet: the root decides
+    expect(await probe.available("/kubepods/burstable/pod1")).toBe(false); // kubepods does not offer it
+    expect(await probe.available("/../../kubepods")).toBe(false); // stays inside the hierarchy
   });
   test("oom_score_adj: as asked, or clamped to the runtime's when it cannot lower it", async () => {
     expect(planOomScoreAdj(-997n, true, 0)).toEqual({ value: -997, clamped: false });

@@ -72,6 +72,8 @@ export interface ContainerSpecInput {
   availableCapabilities?: readonly string[];
   /** Whether the memory swap controller exists (memory.memsw.* or memory.swap.max). */
   swapSupported?: boolean;
+  /** Whether the hugetlb controller exists for this container's cgroup; default true. */
+  hugetlbSupported?: boolean;
   /** A private cgroup namespace (containerd does this on cgroup v2). */
   cgroupNamespace?: boolean;
   /** "container" (default) or "sandbox" for an infra container. */
@@ -86,6 +88,7 @@ export interface ContainerSpecInput {
 }
 
 let warnedOomClamp = false;
+let warnedNoHugetlb = false;
 let ownCaps: Promise<string[]> | undefined;
 const ownCapabilities = () => (ownCaps ??= readPermittedCapabilities());
 
@@ -157,7 +160,15 @@ export async function buildContainerSpec(input: ContainerSpecInput): Promise<Oci
   }
 
   const devices = await resolveDevices(config.devices);
-  const resources = planResources(config.linux?.resources ?? null, input.swapSupported ?? false);
+  const hugetlb = input.hugetlbSupported ?? true;
+  const resources = planResources(config.linux?.resources ?? null, { swap: input.swapSupported ?? false, hugetlb });
+  if (!hugetlb && !warnedNoHugetlb && (config.linux?.resources?.hugepage_limits.length ?? 0) > 0) {
+    warnedNoHugetlb = true;
+    logger.info("hugepage limits of 0 left out of container specs: this node's cgroups have no hugetlb controller (non-zero limits fail CreateContainer)", {
+      container: input.containerId,
+      pageSizes: config.linux?.resources?.hugepage_limits.map((h) => h.page_size),
+    });
+  }
   resources.devices = [...defaultDeviceRules(privileged), ...devices.rules];
 
   const sysctl = planSysctls(sandbox.linux?.sysctls ?? {}, ns);

@@ -1,8 +1,8 @@
 // cgroup resources, oom_score_adj and sysctls of a container from its CRI config.
 
-import { invalidArgument } from "../../errors.ts";
-import type { LinuxContainerResources } from "../../protocol/types.ts";
-import type { OciCpu, OciMemory, OciResources } from "./oci_types.ts";
+import { failedPrecondition, invalidArgument } from "../../errors.ts";
+import type { HugepageLimit, LinuxContainerResources } from "../../protocol/types.ts";
+import type { OciCpu, OciHugepageLimit, OciMemory, OciResources } from "./oci_types.ts";
 
 /** int64 from the CRI as a JSON-safe number (config.json numbers are doubles for most readers). */
 function safeNumber(v: bigint, field: string): number {
@@ -15,14 +15,22 @@ function safeNumber(v: bigint, field: string): number {
 /** A cpuset list: "0-3,6". */
 const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 
+/** What this node's cgroups can apply (runc fails writing a file of a missing controller). */
+export interface CgroupSupport {
+  /** The memory swap controller (memory.memsw.* or memory.swap.max). */
+  swap: boolean;
+  /** The hugetlb controller (see container/cgroup_controllers.ts). */
+  hugetlb: boolean;
+}
+
 /**
  * CPU, memory, hugepage and unified (cgroup v2 key/value) limits; zero means unset.
  * Swap follows containerd: with a memory limit and no swap limit, swap = the memory
  * limit (no swapping); an explicit memory_swap_limit_in_bytes wins; both only where the
- * swap controller exists (`swapSupported`), since runc fails writing a missing file.
+ * swap controller exists. Hugepage limits: see planHugepageLimits.
  * Device rules are added by the caller.
  */
-export function planResources(r: LinuxContainerResources | null, swapSupported: boolean): OciResources {
+export function planResources(r: LinuxContainerResources | null, support: CgroupSupport): OciResources {
   const out: OciResources = {};
   if (r === null) return out;
   const cpu: OciCpu = {};
@@ -45,20 +53,15 @@ export function planResources(r: LinuxContainerResources | null, swapSupported: 
   if (r.memory_limit_in_bytes < 0n) throw invalidArgument(`resources.memory_limit_in_bytes ${r.memory_limit_in_bytes} is negative`);
   if (r.memory_limit_in_bytes > 0n) {
     memory.limit = safeNumber(r.memory_limit_in_bytes, "memory_limit_in_bytes");
-    if (swapSupported && r.memory_swap_limit_in_bytes === 0n) memory.swap = memory.limit;
+    if (support.swap && r.memory_swap_limit_in_bytes === 0n) memory.swap = memory.limit;
   }
-  if (swapSupported && r.memory_swap_limit_in_bytes !== 0n) {
+  if (support.swap && r.memory_swap_limit_in_bytes !== 0n) {
     memory.swap = safeNumber(r.memory_swap_limit_in_bytes, "memory_swap_limit_in_bytes");
   }
   if (Object.keys(memory).length > 0) out.memory = memory;
 
-  const hugepages = r.hugepage_limits.filter((h) => h.page_size !== "");
-  if (hugepages.length > 0) {
-    out.hugepageLimits = hugepages.map((h) => {
-      if (!/^\d+[KMG]B$/.test(h.page_size)) throw invalidArgument(`hugepage page_size ${JSON.stringify(h.page_size)} is not like "2MB"`);
-      return { pageSize: h.page_size, limit: safeNumber(h.limit, `hugepage_limits[${h.page_size}]`) };
-    });
-  }
+  const hugepages = planHugepageLimits(r.hugepage_limits, support.hugetlb);
+  if (hugepages.length > 0) out.hugepageLimits = hugepages;
   const unifiedKeys = Object.keys(r.unified);
   if (unifiedKeys.length > 0) {
     for (const k of unifiedKeys) {
@@ -66,6 +69,32 @@ export function planResources(r: LinuxContainerResources | null, swapSupported: 
       if (!/^[a-z0-9_]+\.[a-z0-9_.]+$/i.test(k)) throw invalidArgument(`unified cgroup key ${JSON.stringify(k)} is not a cgroup file name`);
     }
     out.unified = { ...r.unified };
+  }
+  return out;
+}
+
+/**
+ * Hugepage limits for the OCI spec. The kubelet sends one entry per page size the kernel
+ * knows, with limit 0 when the pod asks for no hugepages. Without the hugetlb controller
+ * runc cannot create the cgroup at all, so (like containerd's
+ * tolerate_missing_hugetlb_controller) zero limits are dropped there: a limit of 0 only
+ * forbids what such a node cannot hand out anyway. A non-zero limit is a promise the node
+ * cannot keep, so it fails rather than being ignored.
+ */
+export function planHugepageLimits(limits: readonly HugepageLimit[], hugetlb: boolean): OciHugepageLimit[] {
+  const out: OciHugepageLimit[] = [];
+  for (const h of limits) {
+    if (h.page_size === "") continue;
+    if (!/^\d+[KMG]B$/.test(h.page_size)) throw invalidArgument(`hugepage page_size ${JSON.stringify(h.page_size)} is not like "2MB"`);
+    const limit = safeNumber(h.limit, `hugepage_limits[${h.page_size}]`);
+    if (hugetlb) out.push({ pageSize: h.page_size, limit });
+    else if (limit > 0) {
+      throw failedPrecondition(
+        `hugepage limit of ${limit} bytes for page size ${h.page_size} cannot be applied: this node's cgroups have no hugetlb controller ` +
+          `(cgroup v1: no hugetlb hierarchy mounted; cgroup v2: "hugetlb" not in the parent cgroup's cgroup.controllers); ` +
+          `enable it or run the pod without hugepages-${h.page_size.slice(0, -1)}i`,
+      );
+    }
   }
   return out;
 }
