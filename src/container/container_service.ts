@@ -348,6 +348,8 @@ export class ContainerService {
   async reopenLog(idOrPrefix: string): Promise<void> {
     const c = this.get(idOrPrefix);
     if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ReopenContainerLog: container ${c.id} is not running`);
+    // No log path, no file: nothing to reopen (containerd succeeds the same way).
+    if (c.logPath === "") return;
     await (await this.monitor()).reopenLog(c.id);
   }
 

@@ -186,7 +186,10 @@ export async function ctlLogs({ client, argv, out }: CtlContext): Promise<number
   const id = args.positionals[0];
   if (!id) throw new UsageError("usage: crib ctl logs [-f] [--timestamps] CONTAINER-ID");
   const st = (await client.call("RuntimeService", "ContainerStatus", { container_id: id, verbose: false })).status;
-  if (!st?.log_path) throw new UsageError(`container ${id} has no log file`);
+  if (!st) throw new UsageError(`container ${id}: the runtime returned no status`);
+  if (!st.log_path) {
+    throw new UsageError(`container ${id} has no log file: it was created with an empty log_path (or in a pod with no log_directory), so its output is not kept; \`crib ctl attach ${id}\` shows live output`);
+  }
   const stamps = boolFlag(args, "timestamps");
   let offset = 0;
   let carry = "";

@@ -1,0 +1,79 @@
+// What the CRI v1 API leaves optional, on the compiled daemon: an empty log_path
+// (no log file, output still drained).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { ContainerState } from "../../src/protocol/types.ts";
+import { containerConfig, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
+import { type CribInstance, requireBinary, shutdownCrib, startCrib } from "../helpers/daemon.ts";
+import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
+import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
+import { spdyCommand } from "../helpers/streaming_client.ts";
+import type { TarEntry } from "../helpers/tar.ts";
+
+let reg: StartedRegistry;
+let crib: CribInstance;
+let image: PushedImage;
+
+const EXTRA_APPLETS = ["sleep", "seq"];
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  const base = busyboxLayer().filter((e) => !EXTRA_APPLETS.some((a) => e.path === `bin/${a}`));
+  const applets: TarEntry[] = EXTRA_APPLETS.map((a) => ({ type: "hardlink", path: `bin/${a}`, target: "bin/busybox" }));
+  image = await pushImage(reg, "stop/busybox:1", { layers: [[...base, ...applets]] });
+  crib = await startCrib();
+  await crib.client.call("ImageService", "PullImage", { image: { image: image.ref }, auth: null });
+}, 120_000);
+
+afterAll(async () => {
+  await shutdownCrib(crib);
+  await reg?.stop();
+});
+
+async function runCtl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([requireBinary(), "ctl", "-r", `unix://${crib.socket}`, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+describe("an empty log_path means no log file", () => {
+  test("the container runs, more output than a pipe holds is drained, status and ReopenContainerLog agree, ctl logs says why", async () => {
+    const pod = podConfig("nolog");
+    // ~6.9 MB of output: far more than a pipe buffer, so an undrained pipe would block the container forever.
+    const { podId, id } = await runContainer(crib.client, pod, containerConfig("chatty", image.ref, ["sh", "-c", "seq 1 1000000; : > /past-output; sleep 100000"], { log_path: "" }));
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const st = await statusOf(crib.client, id);
+    expect(st?.log_path).toBe("");
+    // The container gets past its output (an undrained pipe would block it in seq for good).
+    const exec = await crib.client.call("RuntimeService", "ExecSync", { container_id: id, cmd: ["sh", "-c", "until [ -e /past-output ]; do sleep 0.1; done; echo past-output"], timeout: 0n });
+    expect(new TextDecoder().decode(exec.stdout)).toBe("past-output\n");
+    await crib.client.call("RuntimeService", "ReopenContainerLog", { container_id: id });
+    expect(readdirSync(pod.log_directory!)).toEqual([]);
+    const logs = await runCtl(["logs", id]);
+    expect(logs.code).not.toBe(0);
+    expect(logs.stderr).toContain(`container ${id} has no log file`);
+    expect(logs.stderr).toContain("empty log_path");
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("a pod with no log_directory: its containers run without a log file", async () => {
+    const pod = podConfig("nologdir", { log_directory: "" });
+    const { podId, id } = await runContainer(crib.client, pod, containerConfig("echo", image.ref, ["sh", "-c", "echo hi; exit 3"]));
+    const exit = await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_EXITED && s);
+    expect(exit.exit_code).toBe(3);
+    expect(exit.log_path).toBe("");
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("attach still sees the output of a container without a log file", async () => {
+    const { podId, id } = await runContainer(crib.client, podConfig("nolog-attach"), containerConfig("echoer", image.ref, ["sh", "-c", "while read l; do echo got:$l; done"], { log_path: "", stdin: true }));
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const { url } = await crib.client.call("RuntimeService", "Attach", { container_id: id, stdin: true, stdout: true, stderr: true, tty: false, audit_request_id: "" });
+    const s = await spdyCommand(url, { stdin: true, stdout: true, stderr: true });
+    s.write("one\n");
+    await s.waitStdout("got:one\n");
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+    expect((await s.done()).status?.status).toBe("Success");
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+});
