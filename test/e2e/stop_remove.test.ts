@@ -1,9 +1,11 @@
-// What the CRI v1 API leaves optional, on the compiled daemon: an empty log_path
-// (no log file, output still drained).
+// What the CRI v1 API leaves optional or idempotent, on the compiled daemon: an empty
+// log_path (no log file, output still drained), Stop*/Remove* of objects that are
+// gone or already stopped.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { status } from "@grpc/grpc-js";
 import { readdirSync } from "node:fs";
 import { ContainerState } from "../../src/protocol/types.ts";
-import { containerConfig, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
+import { containerConfig, criError, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, requireBinary, shutdownCrib, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
@@ -15,6 +17,7 @@ let crib: CribInstance;
 let image: PushedImage;
 
 const EXTRA_APPLETS = ["sleep", "seq"];
+const UNKNOWN = "0123456789abcdef".repeat(4);
 
 beforeAll(async () => {
   reg = await startRegistry();
@@ -75,5 +78,41 @@ describe("an empty log_path means no log file", () => {
     await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
     expect((await s.done()).status?.status).toBe("Success");
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+});
+
+describe("Stop* and Remove* succeed when the object is gone or already stopped", () => {
+  test("unknown ids: every Stop*/Remove* succeeds; the status calls keep NOT_FOUND", async () => {
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: UNKNOWN, timeout: 0n });
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: UNKNOWN, timeout: 10n });
+    await crib.client.call("RuntimeService", "RemoveContainer", { container_id: UNKNOWN });
+    await crib.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: UNKNOWN });
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: UNKNOWN });
+    expect((await criError(crib.client.call("RuntimeService", "ContainerStatus", { container_id: UNKNOWN, verbose: false }))).code).toBe(status.NOT_FOUND);
+    expect((await criError(crib.client.call("RuntimeService", "PodSandboxStatus", { pod_sandbox_id: UNKNOWN, verbose: false }))).code).toBe(status.NOT_FOUND);
+    // An empty id is still a malformed request, not an absent object.
+    expect((await criError(crib.client.call("RuntimeService", "StopContainer", { container_id: "", timeout: 0n }))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  test("a container: stopped twice, removed twice, then stopped again", async () => {
+    const { podId, id } = await runContainer(crib.client, podConfig("twice"), containerConfig("sleep", image.ref, ["sleep", "100000"]));
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+    expect((await statusOf(crib.client, id))?.state).toBe(ContainerState.CONTAINER_EXITED);
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+    await crib.client.call("RuntimeService", "RemoveContainer", { container_id: id });
+    await crib.client.call("RuntimeService", "RemoveContainer", { container_id: id });
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 5n });
+    expect((await criError(crib.client.call("RuntimeService", "ContainerStatus", { container_id: id, verbose: false }))).code).toBe(status.NOT_FOUND);
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+  });
+
+  test("a pod: removed, then stopped and removed again; its containers' Stop/Remove succeed too", async () => {
+    const { podId, id } = await runContainer(crib.client, podConfig("gone"), containerConfig("sleep", image.ref, ["sleep", "100000"]));
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    await crib.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: podId });
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+    await crib.client.call("RuntimeService", "RemoveContainer", { container_id: id });
   });
 });
