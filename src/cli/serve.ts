@@ -74,6 +74,7 @@ export async function serve(argv: string[]): Promise<number> {
   link.onReconnect = () => containers.resync();
   await pods.recover();
   await containers.recover();
+  await pods.finishTeardowns();
   // Networks cached for pods with no record (a crash mid-RunPodSandbox): DEL them, in the background.
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));

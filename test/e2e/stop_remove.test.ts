@@ -1,10 +1,12 @@
 // What the CRI v1 API leaves optional or idempotent, on the compiled daemon: an empty
 // log_path (no log file, output still drained), Stop*/Remove* of objects that are
-// gone or already stopped.
+// gone or already stopped, and StopPodSandbox releasing the pod's namespaces and
+// /dev/shm at once (the CNI side is in cni.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
-import { readdirSync } from "node:fs";
-import { ContainerState } from "../../src/protocol/types.ts";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ContainerState, PodSandboxState } from "../../src/protocol/types.ts";
 import { containerConfig, criError, podConfig, runContainer, statusOf, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, requireBinary, shutdownCrib, startCrib } from "../helpers/daemon.ts";
 import { busyboxLayer, pushImage, type PushedImage } from "../helpers/images.ts";
@@ -32,6 +34,10 @@ afterAll(async () => {
   await shutdownCrib(crib);
   await reg?.stop();
 });
+
+function mountsOf(podId: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(podId));
+}
 
 async function runCtl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([requireBinary(), "ctl", "-r", `unix://${crib.socket}`, ...args], { stdout: "pipe", stderr: "pipe" });
@@ -114,5 +120,35 @@ describe("Stop* and Remove* succeed when the object is gone or already stopped",
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
     await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
     await crib.client.call("RuntimeService", "RemoveContainer", { container_id: id });
+  });
+});
+
+describe("StopPodSandbox releases what the pod holds", () => {
+  test("namespaces and /dev/shm unmounted at stop; the pod answers NOTREADY with no IP until removed", async () => {
+    const pod = podConfig("release", { linux: { cgroup_parent: "", security_context: { namespace_options: { network: 0, pid: 0, ipc: 0 } } } });
+    const { podId, id } = await runContainer(crib.client, pod, containerConfig("sleep", image.ref, ["sleep", "100000"]));
+    await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+    const nsDir = join(crib.state, "pods", podId, "ns");
+    const before = mountsOf(podId);
+    for (const what of ["/ns/net", "/ns/ipc", "/ns/uts", "/ns/pid", "/shm"]) expect(before.some((l) => l.includes(`${podId}${what} `))).toBe(true);
+
+    await crib.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: podId });
+    expect(mountsOf(podId).filter((l) => !l.includes("/containers/"))).toEqual([]);
+    expect(existsSync(nsDir) ? readdirSync(nsDir) : []).toEqual([]);
+    expect((await statusOf(crib.client, id))?.state).toBe(ContainerState.CONTAINER_EXITED);
+    const st = await crib.client.call("RuntimeService", "PodSandboxStatus", { pod_sandbox_id: podId, verbose: false });
+    expect(st.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+    expect(st.status?.network?.ip ?? "").toBe("");
+    const listed = await crib.client.call("RuntimeService", "ListPodSandbox", { filter: { id: podId, state: null, label_selector: {} } });
+    expect(listed.items.map((p) => p.state)).toEqual([PodSandboxState.SANDBOX_NOTREADY]);
+    // A stopped pod takes no new container.
+    const refused = await criError(crib.client.call("RuntimeService", "CreateContainer", { pod_sandbox_id: podId, config: containerConfig("late", image.ref, ["true"]), sandbox_config: pod }));
+    expect(refused.code).toBe(status.FAILED_PRECONDITION);
+
+    await crib.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: podId });
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    expect(mountsOf(podId)).toEqual([]);
+    expect(existsSync(join(crib.state, "pods", podId))).toBe(false);
   });
 });
