@@ -96,6 +96,11 @@ describe("Stop* and Remove* succeed when the object is gone or already stopped",
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: UNKNOWN });
     expect((await criError(crib.client.call("RuntimeService", "ContainerStatus", { container_id: UNKNOWN, verbose: false }))).code).toBe(status.NOT_FOUND);
     expect((await criError(crib.client.call("RuntimeService", "PodSandboxStatus", { pod_sandbox_id: UNKNOWN, verbose: false }))).code).toBe(status.NOT_FOUND);
+    // RemoveImage of an image never pulled, by name and by id, succeeds; ImageStatus answers with no image.
+    for (const ref of ["127.0.0.1:1/never/pulled:1", `sha256:${UNKNOWN}`]) {
+      await crib.client.call("ImageService", "RemoveImage", { image: { image: ref } });
+      expect((await crib.client.call("ImageService", "ImageStatus", { image: { image: ref }, verbose: false })).image).toBeNull();
+    }
     // An empty id is still a malformed request, not an absent object.
     expect((await criError(crib.client.call("RuntimeService", "StopContainer", { container_id: "", timeout: 0n }))).code).toBe(status.INVALID_ARGUMENT);
   });
