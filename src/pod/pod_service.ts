@@ -238,17 +238,21 @@ export class PodService {
   /**
    * Start-up, once containers are re-read: finish the stop of every NOTREADY pod
    * (a crash mid-StopPodSandbox, or a reboot that left CNI leases on disk). Each
-   * step is idempotent and cheap when already done.
+   * step is idempotent and cheap when already done, so it may run beside the
+   * kubelet's own Stop/RemovePodSandbox calls.
    */
   async finishTeardowns(): Promise<void> {
+    let pods = 0;
     for (const p of this.store.list()) {
       if (p.state !== PodSandboxState.SANDBOX_NOTREADY) continue;
+      pods++;
       try {
         await this.stop(p.id);
       } catch (e) {
         logger.error("cannot finish tearing down a stopped pod sandbox; StopPodSandbox or RemovePodSandbox retries it", { pod: p.id, error: errorMessage(e) });
       }
     }
+    logger.info("stopped pod sandboxes released after start-up", { pods });
   }
 }
 

@@ -402,6 +402,11 @@ describe("StopPodSandbox releases the network at once, as containerd does", () =
     db.close();
     crib = await startCrib({}, c);
     const c2 = crib;
+    // The restart finishes such stops in the background and says when it is done.
+    while (!c2.logs().includes('"stopped pod sandboxes released after start-up"')) {
+      if (c2.proc.exitCode !== null) throw new Error(`crib exited:\n${c2.logs()}`);
+      await Bun.sleep(20);
+    }
 
     await expectReleased(c2, p.id);
     expect((await c2.client.call("RuntimeService", "ContainerStatus", { container_id: cid, verbose: false })).status?.state).toBe(ContainerState.CONTAINER_EXITED);
