@@ -81,6 +81,9 @@ export async function serve(argv: string[]): Promise<number> {
   link.onReconnect = () => containers.resync();
   await pods.recover();
   await containers.recover();
+  // Stops a crash or reboot cut short: finished in the background, so a hung CNI plugin
+  // (60 s per call) does not keep the socket closed; the pods already answer NOTREADY.
+  void pods.finishTeardowns();
   // Networks cached for pods with no record (a crash mid-RunPodSandbox): DEL them, in the background.
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));

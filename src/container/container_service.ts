@@ -302,14 +302,20 @@ export class ContainerService {
     return `${parent || "/crib"}/crib-${id}`;
   }
 
-  get(idOrPrefix: string): ContainerRecord {
+  /** Look a container up by full id or unique prefix; undefined when there is none. */
+  find(idOrPrefix: string): ContainerRecord | undefined {
     if (!idOrPrefix) throw invalidArgument("container id is empty");
     const exact = this.store.get(idOrPrefix);
     if (exact) return exact;
     const matches = this.store.byIdPrefix(idOrPrefix);
     if (matches.length > 1) throw invalidArgument(`container id prefix "${idOrPrefix}" is ambiguous (${matches.length} containers)`);
-    if (!matches[0]) throw notFound(`container "${idOrPrefix}" not found`);
     return matches[0];
+  }
+
+  get(idOrPrefix: string): ContainerRecord {
+    const c = this.find(idOrPrefix);
+    if (!c) throw notFound(`container "${idOrPrefix}" not found`);
+    return c;
   }
 
   async start(idOrPrefix: string): Promise<void> {
@@ -344,10 +350,10 @@ export class ContainerService {
     logger.info("container started", { container: c.id });
   }
 
-  /** Stop signal, then SIGKILL after `timeoutS`. Idempotent: a stopped container is fine. */
+  /** Stop signal, then SIGKILL after `timeoutS`. Idempotent: a stopped or absent container is fine (CRI v1). */
   async stop(idOrPrefix: string, timeoutS: number): Promise<void> {
-    const c = this.get(idOrPrefix);
-    if (c.state === ContainerState.CONTAINER_EXITED) return;
+    const c = this.find(idOrPrefix);
+    if (!c || c.state === ContainerState.CONTAINER_EXITED) return;
     if (c.state === ContainerState.CONTAINER_CREATED) {
       // Never started: nothing runs yet; record it as exited.
       await this.signal(c.id, "SIGKILL");
@@ -398,13 +404,8 @@ export class ContainerService {
   }
 
   async remove(idOrPrefix: string): Promise<void> {
-    let c: ContainerRecord;
-    try {
-      c = this.get(idOrPrefix);
-    } catch (e) {
-      if (e instanceof CribError && e.kind === "not_found") return;
-      throw e;
-    }
+    const c = this.find(idOrPrefix);
+    if (!c) return;
     if (c.state === ContainerState.CONTAINER_RUNNING) await this.stop(c.id, 0);
     const mon = await this.monitor();
     await mon.delete(c.id);
@@ -487,6 +488,8 @@ export class ContainerService {
   async reopenLog(idOrPrefix: string): Promise<void> {
     const c = this.get(idOrPrefix);
     if (c.state !== ContainerState.CONTAINER_RUNNING) throw failedPrecondition(`ReopenContainerLog: container ${c.id} is not running`);
+    // No log path, no file: nothing to reopen (containerd succeeds the same way).
+    if (c.logPath === "") return;
     await (await this.monitor()).reopenLog(c.id);
   }
 

@@ -316,7 +316,10 @@ async function runLogs({ client, args, out }: CtlContext): Promise<number> {
   const id = args.positionals[0];
   if (!id || args.positionals.length > 1) throw new UsageError("give one CONTAINER-ID");
   const st = (await client.call("RuntimeService", "ContainerStatus", { container_id: id, verbose: false })).status;
-  if (!st?.log_path) throw new Error(`container ${id} has no log file (its config set no log_path)`);
+  if (!st) throw new Error(`container ${id}: the runtime returned no status`);
+  if (!st.log_path) {
+    throw new Error(`container ${id} has no log file: it was created with an empty log_path (or in a pod with no log_directory), so its output is not kept; \`crib ctl attach ${id}\` shows live output`);
+  }
   const stamps = boolFlag(args, "timestamps");
   let offset = 0;
   let carry = "";

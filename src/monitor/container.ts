@@ -117,11 +117,13 @@ export class Container {
     }
   }
 
-  /** Open the log file (an error names the path). */
+  /** Open the log file (an error names the path). No log path: no file, output is only drained. */
   openLog(): void {
+    if (this.st.logPath === "") return;
     this.logFile = new ContainerLog(this.st.id, this.st.logPath);
   }
 
+  /** Reopen the log file; a container without a log path has nothing to reopen (as containerd). */
   reopenLog(): void {
     if (this.logFile === undefined) this.openLog();
     else this.logFile.reopen();

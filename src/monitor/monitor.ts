@@ -382,8 +382,13 @@ function bundleWantsTerminal(bundle: string): boolean {
 function validateCreate(req: CreateRequest): void {
   if (typeof req !== "object" || req === null) throw invalidArgument("create: missing request");
   if (!isValidContainerId(req.id)) throw invalidArgument(`create: invalid container id ${JSON.stringify(req.id)}`);
-  for (const [k, v] of [["bundle", req.bundle], ["logPath", req.logPath]] as const) {
-    if (typeof v !== "string" || !v.startsWith("/") || v.includes("\0")) throw invalidArgument(`create ${req.id}: ${k} must be an absolute path, got ${JSON.stringify(v)}`);
+  if (typeof req.bundle !== "string" || !req.bundle.startsWith("/") || req.bundle.includes("\0")) {
+    throw invalidArgument(`create ${req.id}: bundle must be an absolute path, got ${JSON.stringify(req.bundle)}`);
+  }
+  // "" (the CRI's empty log_path): no log file; the output is still drained.
+  const lp: unknown = req.logPath;
+  if (typeof lp !== "string" || (lp !== "" && !lp.startsWith("/")) || lp.includes("\0")) {
+    throw invalidArgument(`create ${req.id}: logPath must be an absolute path or "" (no log file), got ${JSON.stringify(lp)}`);
   }
   const rt = req.runtime as unknown;
   if (typeof rt !== "object" || rt === null) throw invalidArgument(`create ${req.id}: missing runtime`);

@@ -22,6 +22,7 @@ export interface CreateRequest {
   id: string;
   bundle: string;
   runtime: RuntimeRef;
+  /** The CRI log file; "" for none (the output is still read, and copied to attaches). */
   logPath: string;
   stdin: boolean;
   stdinOnce: boolean;

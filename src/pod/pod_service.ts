@@ -189,18 +189,36 @@ export class PodService {
     return p;
   }
 
-  /** Stop: containers killed, network torn down, pod not ready. Idempotent; absent pods are fine. */
+  /**
+   * Stop: containers killed, then what the pod holds released, as containerd does at
+   * StopPodSandbox: network torn down (CNI DEL), namespaces unpinned, /dev/shm
+   * unmounted. The record stays (NOTREADY, no IPs) until RemovePodSandbox.
+   * Idempotent; absent pods are fine. The pod is marked NOTREADY first, so a crash
+   * part-way leaves a NOTREADY pod whose teardown finishTeardowns() completes at start.
+   */
   async stop(idOrPrefix: string): Promise<void> {
     const pod = this.find(idOrPrefix);
     if (!pod) return;
+    const wasReady = pod.state !== PodSandboxState.SANDBOX_NOTREADY;
+    if (wasReady) this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
     await this.containers.stopAll(pod.id, 0);
-    if (pod.namespaces.infraPid && pod.namespaces.pid) stopPidInfra(pod.namespaces.infraPid, pod.namespaces.pid);
-    await this.network.tearDown(pod.id);
-    if (pod.state !== PodSandboxState.SANDBOX_NOTREADY) {
-      this.store.setState(pod.id, PodSandboxState.SANDBOX_NOTREADY);
+    await this.release(pod);
+    if (wasReady) {
       lifecycle.publish({ kind: "pod-stopped", podId: pod.id });
       logger.info("pod sandbox stopped", { pod: pod.id });
     }
+  }
+
+  /** Release the pod's network, namespaces and /dev/shm; every step is idempotent. */
+  private async release(pod: PodRecord): Promise<void> {
+    const nsDir = join(this.podDir(pod.id), "ns");
+    // Before unpinning: stopPidInfra tells the pause process from a reused pid by the pinned namespace.
+    if (pod.namespaces.infraPid && pod.namespaces.pid) stopPidInfra(pod.namespaces.infraPid, pod.namespaces.pid);
+    // The netns is still pinned here, so the plugins can remove the pod's interface.
+    await this.network.tearDown(pod.id);
+    unpinNamespaces(nsDir, ["net", "ipc", "uts", "pid", "user"]);
+    unmountQuiet(join(this.podDir(pod.id), "shm"));
+    if (pod.ips.length > 0 || Object.keys(pod.namespaces).length > 0) this.store.setReleased(pod.id);
   }
 
   /** Remove: containers removed, namespaces unpinned, files gone. Idempotent. */
@@ -209,8 +227,6 @@ export class PodService {
     if (!pod) return;
     await this.stop(pod.id);
     await this.containers.removeAll(pod.id);
-    unpinNamespaces(join(this.podDir(pod.id), "ns"), ["net", "ipc", "uts", "pid", "user"]);
-    unmountQuiet(join(this.podDir(pod.id), "shm"));
     await rm(this.podDir(pod.id), { recursive: true, force: true });
     this.store.remove(pod.id);
     lifecycle.publish({ kind: "pod-removed", pod });
@@ -243,6 +259,26 @@ export class PodService {
       unmountQuiet(join(this.podDir(id), "shm"));
       await rm(this.podDir(id), { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Start-up, once containers are re-read: finish the stop of every NOTREADY pod
+   * (a crash mid-StopPodSandbox, or a reboot that left CNI leases on disk). Each
+   * step is idempotent and cheap when already done, so it may run beside the
+   * kubelet's own Stop/RemovePodSandbox calls.
+   */
+  async finishTeardowns(): Promise<void> {
+    let pods = 0;
+    for (const p of this.store.list()) {
+      if (p.state !== PodSandboxState.SANDBOX_NOTREADY) continue;
+      pods++;
+      try {
+        await this.stop(p.id);
+      } catch (e) {
+        logger.error("cannot finish tearing down a stopped pod sandbox; StopPodSandbox or RemovePodSandbox retries it", { pod: p.id, error: errorMessage(e) });
+      }
+    }
+    logger.info("stopped pod sandboxes released after start-up", { pods });
   }
 }
 

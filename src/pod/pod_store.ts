@@ -88,6 +88,11 @@ export class PodStore {
     this.db.query("UPDATE pods SET ips = ? WHERE id = ?").run(JSON.stringify(ips), id);
   }
 
+  /** The pod's network and namespaces are released (stopped): no IPs, no namespace paths. */
+  setReleased(id: string): void {
+    this.db.query("UPDATE pods SET ips = '[]', namespaces = '{}' WHERE id = ?").run(id);
+  }
+
   setUnclaimed(id: string, unclaimed: boolean): void {
     this.db.query("UPDATE pods SET unclaimed = ? WHERE id = ?").run(unclaimed ? 1 : 0, id);
   }

@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ContainerState, NamespaceMode, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
+import { Database } from "bun:sqlite";
+import { ContainerState, NamespaceMode, PodSandboxState, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { CniManager } from "../../src/pod/cni/manager.ts";
 import { containerConfig, criError, logLines, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";
@@ -334,6 +335,84 @@ describe("a daemon restart", () => {
     // Idempotent.
     await c2.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: p.id });
     for (const id of [p.id, gone.id]) await c2.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: id });
+  }, 120_000);
+});
+
+describe("StopPodSandbox releases the network at once, as containerd does", () => {
+  const net = newNet();
+  let crib: CribInstance | undefined;
+
+  beforeAll(async () => {
+    writeConf(net, "10-net.conflist", bridgeList(net));
+    crib = await startNetCrib(net);
+  });
+  afterAll(async () => {
+    await teardown(crib, net);
+  });
+
+  /** Lines of /proc/self/mountinfo under the pod's state dir (its pinned namespaces and /dev/shm). */
+  const podMounts = (c: CribInstance, podId: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(join(c.state, "pods", podId)));
+
+  async function expectReleased(c: CribInstance, podId: string): Promise<void> {
+    expect(allocated(net)).toEqual([]);
+    expect(bridgePorts(net)).toEqual([]);
+    expect(existsSync(cacheFile(c, podId))).toBe(false);
+    expect(podMounts(c, podId)).toEqual([]);
+    const st = await c.client.call("RuntimeService", "PodSandboxStatus", { pod_sandbox_id: podId, verbose: false });
+    expect(st.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+    expect(st.status?.network?.ip ?? "").toBe("");
+    expect(st.status?.network?.additional_ips ?? []).toEqual([]);
+    const listed = await c.client.call("RuntimeService", "ListPodSandbox", { filter: { id: podId, state: null, label_selector: {} } });
+    expect(listed.items.map((x) => x.state)).toEqual([PodSandboxState.SANDBOX_NOTREADY]);
+  }
+
+  test("CNI DEL, netns and /dev/shm unmounted at StopPodSandbox; a second stop and the removes leak nothing", async () => {
+    const c = crib!;
+    const cfg = pod("released");
+    const p = await runPod(c, cfg);
+    const cid = await startIn(c, p.id, cfg, containerConfig("sleep", image.ref, ["sleep", "100000"]));
+    expect(allocated(net)).toEqual([p.ip]);
+    expect(bridgePorts(net)).toHaveLength(1);
+    expect(podMounts(c, p.id).length).toBeGreaterThanOrEqual(2); // netns (and uts, ipc) pins, /dev/shm
+
+    await c.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: p.id });
+    await expectReleased(c, p.id);
+    expect((await c.client.call("RuntimeService", "ContainerStatus", { container_id: cid, verbose: false })).status?.state).toBe(ContainerState.CONTAINER_EXITED);
+
+    await c.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: p.id });
+    await expectReleased(c, p.id);
+    await c.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id });
+    await c.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id });
+    expect(podMounts(c, p.id)).toEqual([]);
+    expect(existsSync(join(c.state, "pods", p.id))).toBe(false);
+  }, 120_000);
+
+  test("a daemon killed right after it marked the pod stopped: the restart finishes the teardown", async () => {
+    const c = crib!;
+    const cfg = pod("half-stopped");
+    const p = await runPod(c, cfg);
+    const cid = await startIn(c, p.id, cfg, containerConfig("sleep", image.ref, ["sleep", "100000"]));
+    expect(allocated(net)).toEqual([p.ip]);
+
+    // StopPodSandbox's first committed step is the NOTREADY state; everything after it
+    // (containers, CNI DEL, unpinning) is what a kill -9 there leaves undone.
+    await c.kill();
+    const db = new Database(join(c.root, "crib.db"));
+    db.query("UPDATE pods SET state = ? WHERE id = ?").run(PodSandboxState.SANDBOX_NOTREADY, p.id);
+    db.close();
+    crib = await startCrib({}, c);
+    const c2 = crib;
+    // The restart finishes such stops in the background and says when it is done.
+    while (!c2.logs().includes('"stopped pod sandboxes released after start-up"')) {
+      if (c2.proc.exitCode !== null) throw new Error(`crib exited:\n${c2.logs()}`);
+      await Bun.sleep(20);
+    }
+
+    await expectReleased(c2, p.id);
+    expect((await c2.client.call("RuntimeService", "ContainerStatus", { container_id: cid, verbose: false })).status?.state).toBe(ContainerState.CONTAINER_EXITED);
+    await c2.client.call("RuntimeService", "StopPodSandbox", { pod_sandbox_id: p.id });
+    await c2.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id });
+    expect(podMounts(c2, p.id)).toEqual([]);
   }, 120_000);
 });
 
