@@ -1,4 +1,4 @@
-// Replays what a real kubelet 1.28 sent (the shared fixtures kubelet-1.28/: five pods'
+// Replays what a real kubelet 1.28 sent (test/fixtures/kubelet-1.28/: five pods'
 // RunPodSandbox and CreateContainer requests, in call order) against the compiled
 // daemon, field for field. Only what belongs to the kubelet's machine is moved: its
 // directories (/var/lib/kubelet, /var/log/pods) into temp dirs, the pods' cgroup parents
@@ -16,18 +16,8 @@ import { monitorList, mountsUnder, runcList, runcRoot, testBridge, type TestBrid
 import { startRegistry, type StartedRegistry } from "../helpers/registry.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-/** Where the fixtures live: $CRIB_KUBELET_FIXTURES, else the shared dir beside the checkout. */
-function fixtureDir(): string {
-  const candidates = [
-    process.env.CRIB_KUBELET_FIXTURES,
-    join(import.meta.dir, "../../../shared/fixtures/kubelet-1.28"),
-    join(import.meta.dir, "../../../../shared/fixtures/kubelet-1.28"),
-    "/work/shared/fixtures/kubelet-1.28",
-  ];
-  const found = candidates.find((d) => d !== undefined && existsSync(join(d, "001-RunPodSandbox.json")));
-  if (!found) throw new Error(`kubelet-1.28 fixtures not found (set CRIB_KUBELET_FIXTURES); looked in ${candidates.filter(Boolean).join(", ")}`);
-  return found;
-}
+/** The requests as the kubelet sent them, copied from the shared fixtures so a clean checkout has them. */
+const FIXTURES = join(import.meta.dir, "../fixtures/kubelet-1.28");
 
 /** The fixtures' two image IDs: a busybox-like image and the web pod's server image. */
 const BUSYBOX_ID = "sha256:9ad8680dc605c0d9d3c6b712afd8e97298d04fb6744aca3516c4113b49d17307";
@@ -161,7 +151,7 @@ afterAll(async () => {
 describe("a kubelet 1.28's requests, replayed", () => {
   test("every pod runs, every container ends as its pod meant, and nothing is left after removal", async () => {
     const client = crib.client;
-    const dir = fixtureDir();
+    const dir = FIXTURES;
     const files = readdirSync(dir).filter((f) => /^\d{3}-\w+\.json$/.test(f)).sort();
     expect(files).toHaveLength(12);
     /** The kubelet's pod uid -> crib's sandbox id. */
