@@ -4,9 +4,10 @@
 // Why: gRPC clients disagree on the `:authority` they send over a unix socket.
 // grpc-go dialing a bare path (kubelets and crictl before Kubernetes 1.31, most Go
 // CRI tools) sends the socket path ("/run/crib/crib.sock"), others send "localhost"
-// or an empty value. Bun's HTTP/2 server resets every stream whose `:authority`
-// holds a "/" or is empty, or that has none (PROTOCOL_ERROR), before any gRPC code runs (see
-// docs/bun-h2-authority.md). containerd and CRI-O accept them all, and so must we.
+// or an empty value. Bun's HTTP/2 server (like Node's) resets every stream whose
+// `:authority` holds a "/" or is empty, or that has none (PROTOCOL_ERROR), before any
+// gRPC code runs (see docs/bun-h2-authority.md). containerd and CRI-O accept them
+// all, and so must we.
 //
 // How: frames pass through untouched except header blocks (HEADERS and their
 // CONTINUATIONs), which are decoded with a full HPACK decoder that mirrors the
