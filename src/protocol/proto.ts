@@ -35,6 +35,8 @@ export type CriServiceName = keyof typeof PACKAGES;
 export interface CriMethod {
   service: CriServiceName;
   name: string;
+  /** The gRPC path, "/runtime.v1.RuntimeService/Version". */
+  path: string;
   requestType: string;
   responseType: string;
   responseStream: boolean;
@@ -50,6 +52,7 @@ export function criMethods(name: CriServiceName): CriMethod[] {
     return {
       service: name,
       name: m.name,
+      path: `/${PACKAGES[name]}.${name}/${m.name}`,
       requestType: m.resolvedRequestType!.fullName.slice(1),
       responseType: m.resolvedResponseType!.fullName.slice(1),
       responseStream: Boolean(m.responseStream),
@@ -73,6 +76,19 @@ export function encodeMessage(type: protobuf.Type, value: object): Buffer {
   const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
   // A view, not a copy: an ExecSync answer can be 32 MiB.
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Encodes and decodes one message type between wire bytes and crib's plain objects. */
+export interface MessageCodec<T = unknown> {
+  /** Throws on bytes that are not a valid encoding of the type. */
+  decode(bytes: Uint8Array): T;
+  encode(value: object): Uint8Array;
+}
+
+/** The codec of a message type by full name ("runtime.v1.VersionRequest"). */
+export function codecFor<T = unknown>(fullName: string): MessageCodec<T> {
+  const type = criType(fullName);
+  return { decode: (b) => decodeMessage<T>(type, b), encode: (v) => encodeMessage(type, v) };
 }
 
 /** A request that did not decode; the server answers INVALID_ARGUMENT for it. */
