@@ -17,6 +17,7 @@ const LAYERS = [
   ["container"],
   ["pod", "image"],
   ["storage", "state", "events", "monitor"],
+  ["grpc"],
   ["config", "metrics", "protocol", "h2", "sys", "util", "types"],
   ["log", "errors.ts", "version.ts"],
 ];
