@@ -1,8 +1,6 @@
-// HPACK (RFC 7541): a complete decoder, and an encoder that writes every field as
-// a literal without indexing. The pair sits between a client's HPACK encoder and
-// another decoder (see authority_rewriter.ts): the decoder mirrors the client's
-// dynamic table, and the encoder never adds to the next decoder's table, so the
-// two tables can never disagree however the fields are changed in between.
+// HPACK (RFC 7541): a complete decoder, which mirrors the client's dynamic table,
+// and an encoder that writes every field as a literal without indexing, so the
+// client's decoder table never holds anything of ours (nothing to keep in step).
 //
 // Names and values are kept as latin1 strings: one char per octet, so any octets
 // a client sends round-trip unchanged.
