@@ -2,7 +2,6 @@
 // as the gRPC HTTP/2 protocol describes them — length-prefixed messages, the
 // status in trailers, `grpc-timeout` deadlines, cancellation by RST_STREAM.
 // Services are tables of routes keyed by path ("/runtime.v1.RuntimeService/Version").
-import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { H2Connection, headerBlock, type H2Stream, type StreamListener } from "../h2/connection.ts";
 import { GrpcStatus } from "./status.ts";
 
@@ -38,23 +37,53 @@ const RESPONSE_HEADERS = headerBlock([[":status", "200"], ["content-type", "appl
 const OK_TRAILERS = headerBlock([["grpc-status", "0"]]);
 const MESSAGE_PREFIX = 5;
 
+/** Write what waited for the socket to drain; end it if the connection asked to. */
+function flushPending(socket: Bun.Socket<Connection>): void {
+  const c = socket.data;
+  while (c.pending.length > 0) {
+    const head = c.pending[0]!;
+    const n = socket.write(head);
+    if (n < head.length) {
+      c.pending[0] = head.subarray(Math.max(n, 0));
+      return;
+    }
+    c.pending.shift();
+  }
+  if (c.ending) socket.end();
+}
+
+interface Connection {
+  conn: H2Connection;
+  /** What the kernel did not take yet, in order. */
+  pending: Uint8Array[];
+  ending: boolean;
+}
+
+type Socket = Bun.Socket<Connection>;
+
 export class GrpcServer {
-  private readonly connections = new Set<{ conn: H2Connection; socket: Socket }>();
-  private listener: NetServer | undefined;
+  private readonly connections = new Set<Socket>();
+  private listener: Bun.UnixSocketListener<Connection> | undefined;
 
   constructor(private readonly options: GrpcServerOptions) {}
 
-  /** Listen on a unix socket path; resolves once listening. */
-  listen(path: string): Promise<void> {
-    const listener = createServer((socket) => this.accept(socket));
-    this.listener = listener;
-    return new Promise((resolve, reject) => {
-      listener.once("error", reject);
-      listener.listen(path, () => {
-        listener.off("error", reject);
-        listener.on("error", (err) => this.options.onProtocolError?.(`socket: ${err.message}`));
-        resolve();
-      });
+  /**
+   * Listen on a unix socket path. Bun's native sockets, not node:net: no stream
+   * machinery between the kernel and the HTTP/2 parser on every call.
+   */
+  async listen(path: string): Promise<void> {
+    this.listener = Bun.listen<Connection>({
+      unix: path,
+      socket: {
+        open: (socket) => this.accept(socket),
+        data: (socket, chunk) => socket.data.conn.receive(chunk),
+        drain: (socket) => flushPending(socket),
+        close: (socket) => {
+          this.connections.delete(socket);
+          socket.data.conn.transportClosed();
+        },
+        error: () => {}, // "close" follows; a reset by the client is not ours to log
+      },
     });
   }
 
@@ -63,28 +92,32 @@ export class GrpcServer {
    * up to `graceMs`, then close what is left.
    */
   async shutdown(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => (this.listener ? this.listener.close(() => resolve()) : resolve()));
-    for (const c of this.connections) c.conn.shutdown();
+    this.listener?.stop(false);
+    for (const s of this.connections) s.data.conn.shutdown();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) await Bun.sleep(10);
-    for (const c of this.connections) c.socket.destroy();
-    await closed;
+    for (const s of this.connections) s.terminate();
+    this.listener?.stop(true);
   }
 
   private accept(socket: Socket): void {
-    socket.setNoDelay?.(true);
-    const conn = new H2Connection(
-      { write: (data) => void socket.write(data), end: () => void socket.end() },
+    const entry: Connection = { conn: undefined as unknown as H2Connection, pending: [], ending: false };
+    socket.data = entry;
+    entry.conn = new H2Connection(
+      {
+        write: (data) => {
+          if (entry.pending.length > 0) return void entry.pending.push(data);
+          const n = socket.write(data);
+          if (n < data.length) entry.pending.push(data.subarray(Math.max(n, 0)));
+        },
+        end: () => {
+          entry.ending = true;
+          if (entry.pending.length === 0) socket.end();
+        },
+      },
       { onRequest: (stream) => this.call(stream), onError: (m) => this.options.onProtocolError?.(m) },
     );
-    const entry = { conn, socket };
-    this.connections.add(entry);
-    socket.on("data", (chunk: Buffer) => conn.receive(chunk));
-    socket.on("error", () => {}); // "close" follows; a reset by the client is not ours to log
-    socket.on("close", () => {
-      this.connections.delete(entry);
-      conn.transportClosed();
-    });
+    this.connections.add(socket);
   }
 
   private call(stream: H2Stream): StreamListener {

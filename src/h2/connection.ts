@@ -55,6 +55,7 @@ const SERVER_PREFACE = Buffer.concat([
   frame(FrameType.WINDOW_UPDATE, 0, 0, uint32Payload(RECEIVE_WINDOW - DEFAULT_WINDOW)),
 ]);
 const SETTINGS_ACK = frame(FrameType.SETTINGS, Flag.ACK, 0);
+const EMPTY_INPUT = Buffer.alloc(0);
 
 class ConnectionError extends Error {
   constructor(readonly code: number, message: string) {
@@ -110,7 +111,7 @@ export class H2Stream {
 }
 
 export class H2Connection {
-  private input: Buffer = Buffer.alloc(0);
+  private input: Buffer = EMPTY_INPUT;
   private prefaceSeen = false;
   private settingsSeen = false;
   private readonly decoder = new HpackDecoder();
@@ -141,9 +142,9 @@ export class H2Connection {
     return this.streams.size;
   }
 
-  receive(chunk: Buffer): void {
+  receive(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+    this.input = this.input.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([this.input, chunk]);
     try {
       this.parse();
     } catch (e) {
@@ -195,7 +196,8 @@ export class H2Connection {
       this.onFrame(type, flags, streamId, payload);
       buf = this.input; // unchanged by onFrame; kept explicit
     }
-    this.input = pos === buf.length ? Buffer.alloc(0) : buf.subarray(pos);
+    // A partial frame is kept as a copy: the transport may reuse the chunk's memory.
+    this.input = pos === buf.length ? EMPTY_INPUT : Buffer.from(buf.subarray(pos));
   }
 
   private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
