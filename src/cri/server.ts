@@ -20,7 +20,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 // The typed tables in handlers.ts, seen without their per-RPC types.
 type AnyHandler =
   | { kind: "unary"; fn: (d: CriContext, req: unknown, ctx: CallContext) => Promise<unknown> }
-  | { kind: "stream"; fn: (d: CriContext, req: unknown, send: (msg: unknown) => void, ctx: CallContext) => Promise<void> };
+  | { kind: "stream"; fn: (d: CriContext, req: unknown, send: (msg: unknown) => boolean, ctx: CallContext) => Promise<void> };
 type HandlerTable = Record<string, AnyHandler | undefined>;
 
 const CODE_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;

@@ -21,7 +21,7 @@ export interface CallInfo {
 
 export type Route =
   | { kind: "unary"; decode(bytes: Uint8Array): unknown; encode(value: unknown): Uint8Array; handle(request: unknown, call: CallInfo): Promise<unknown> }
-  | { kind: "stream"; decode(bytes: Uint8Array): unknown; encode(value: unknown): Uint8Array; handle(request: unknown, send: (message: unknown) => void, call: CallInfo): Promise<void> };
+  | { kind: "stream"; decode(bytes: Uint8Array): unknown; encode(value: unknown): Uint8Array; handle(request: unknown, send: (message: unknown) => boolean, call: CallInfo): Promise<void> };
 
 export interface GrpcServerOptions {
   routes: Map<string, Route>;
@@ -216,12 +216,13 @@ class Call implements StreamListener, CallInfo {
       );
       return;
     }
-    const send = (message: unknown): void => {
-      if (this.done) return;
+    /** False once the client is not reading and messages queue up (see events/fanout.ts). */
+    const send = (message: unknown): boolean => {
+      if (this.done) return false;
       const framed = this.frame(route, message);
-      if (!framed) return;
+      if (!framed) return false;
       this.sendHeaders();
-      this.stream.write(framed);
+      return this.stream.write(framed);
     };
     route.handle(request, send, this).then(
       () => this.finish(OK_TRAILERS),

@@ -48,6 +48,8 @@ const MAX_CONTINUATIONS = 256;
  * largest request (16 MiB) flows without waiting for a WINDOW_UPDATE.
  */
 const RECEIVE_WINDOW = 16 * 1024 * 1024 + 1024;
+/** Response octets a stream queues, past the client's window, before write() says stop. */
+const QUEUE_HIGH_WATER = 64 * 1024;
 
 /** Our SETTINGS, sent first on every connection. */
 const SERVER_PREFACE = Buffer.concat([
@@ -74,6 +76,7 @@ export class H2Stream {
   sendWindow: number;
   /** DATA waiting for window, then the trailers that end the stream. */
   readonly queue: Uint8Array[] = [];
+  queuedBytes = 0;
   queuedTrailers: Uint8Array | undefined;
   /** Bytes received since the last stream WINDOW_UPDATE. */
   unacked = 0;
@@ -87,11 +90,20 @@ export class H2Stream {
     this.conn.sendHeaders(this, block, endStream);
   }
 
-  /** Body bytes; queued while the client's window is closed. */
-  write(data: Uint8Array): void {
-    if (this.localEnded || data.length === 0) return;
-    this.queue.push(data);
-    this.conn.pump(this);
+  /**
+   * Body bytes; queued while the client's window is closed. False when more than
+   * QUEUE_HIGH_WATER octets were still waiting from earlier writes: the client is
+   * not reading. (One large message alone does not count: it needs a few windows.)
+   */
+  write(data: Uint8Array): boolean {
+    if (this.localEnded) return false;
+    const waiting = this.queuedBytes;
+    if (data.length > 0) {
+      this.queue.push(data);
+      this.queuedBytes += data.length;
+      this.conn.pump(this);
+    }
+    return waiting <= QUEUE_HIGH_WATER;
   }
 
   /** End the response with trailers, after any queued DATA. */
@@ -417,6 +429,7 @@ export class H2Connection {
       this.send(out);
       this.connSendWindow -= n;
       stream.sendWindow -= n;
+      stream.queuedBytes -= n;
       if (n === head.length) q.shift();
       else q[0] = head.subarray(n);
     }
@@ -440,6 +453,7 @@ export class H2Connection {
   private localEnd(stream: H2Stream): void {
     stream.localEnded = true;
     stream.queue.length = 0;
+    stream.queuedBytes = 0;
     if (stream.remoteEnded) this.forget(stream);
     // gRPC: a server done before the client's END_STREAM resets the rest of the request.
     else this.resetStream(stream, ErrorCode.NO_ERROR);
