@@ -17,6 +17,7 @@ const LAYERS = [
   ["container"],
   ["pod", "image"],
   ["storage", "state", "events", "monitor"],
+  ["grpc"],
   ["config", "metrics", "protocol", "h2", "sys", "util", "types"],
   ["log", "errors.ts", "version.ts"],
 ];
@@ -29,7 +30,7 @@ const UPWARD = [
 
 /** What a resident process of the monitor or pause face must never load. */
 const DAEMON_SIDE = [
-  "^src/(ctl|daemon|cri|stream|stats|container|pod|image|storage|state|events|metrics|protocol|config)/",
+  "^src/(ctl|daemon|cri|grpc|h2|stream|stats|container|pod|image|storage|state|events|metrics|protocol|config)/",
   "^src/monitor/client\\.ts$",
   "^src/cli/(serve|print_config|install)\\.ts$",
   "^node_modules/",

@@ -2,13 +2,13 @@
 import { writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
 import { compilePolicy, type Policy } from "../image/trust/keys.ts";
 import { errorMessage } from "../errors.ts";
 import type { CriContext } from "../cri/context.ts";
 import { closeContainerEvents } from "../cri/container_events.ts";
-import { createCriServer, listenUnix, type UnixListener } from "../cri/server.ts";
+import { createCriServer, SHUTDOWN_GRACE_MS } from "../cri/server.ts";
+import type { GrpcServer } from "../grpc/server.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
@@ -92,7 +92,7 @@ export async function serve(argv: string[]): Promise<number> {
   const metrics = startMetricsEndpoint(config.metrics.address); // off unless metrics.address is set
   if (metrics) registerDaemonGauges(daemon);
   const server = createCriServer(daemon);
-  const listener = await listenUnix(server, config.socket);
+  await server.listen(config.socket);
   await restrictSocket(config.socket, socketGid);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
@@ -113,7 +113,7 @@ export async function serve(argv: string[]): Promise<number> {
       notifyFailed(systemd.stopping());
       closeContainerEvents(daemon); // long-lived streams would hold shutdown for its 5 s grace
       metrics?.stop();
-      void shutdown(server, listener, config.socket).then(async () => {
+      void shutdown(server, config.socket).then(async () => {
         // Interactive execs end with the daemon (their pipes and terminals are ours).
         await streaming.stop();
         await link.close();
@@ -140,18 +140,7 @@ function protectFromOomKiller(): void {
 }
 
 /** Let in-flight RPCs finish for a moment, then close everything. */
-async function shutdown(server: Server, listener: UnixListener, socket: string): Promise<void> {
-  const closed = listener.close();
-  await new Promise<void>((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, 5000);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
-  await closed;
+async function shutdown(server: GrpcServer, socket: string): Promise<void> {
+  await server.shutdown(SHUTDOWN_GRACE_MS);
   await removeSocket(socket);
 }

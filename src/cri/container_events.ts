@@ -83,10 +83,8 @@ function hubFor(d: CriContext): ContainerEventHub {
 }
 
 export const containerEvents = serverStream<GetEventsRequest, ContainerEventResponse>(async (d, _req, send, ctx) => {
-  // server.ts's send returns what the gRPC stream's write() does: false once the
-  // client is not reading and gRPC buffers. rpc.ts types it void; read it as unknown.
-  const write = send as (m: EventMessage) => unknown;
-  const sub = hubFor(d).subscribe((m) => write(m) !== false);
+  // send says false once the client is not reading and the stream buffers.
+  const sub = hubFor(d).subscribe((m: EventMessage) => send(m));
   const cancel = () => sub.cancel();
   ctx.signal.addEventListener("abort", cancel, { once: true });
   if (ctx.signal.aborted) sub.cancel();

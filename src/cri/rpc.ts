@@ -13,7 +13,7 @@ export interface CallContext {
 interface MethodShape { req: unknown; res: unknown; stream: boolean }
 
 export type Handler<M extends MethodShape> = M["stream"] extends true
-  ? { kind: "stream"; fn: (d: CriContext, req: M["req"], send: (msg: Out<M["res"]>) => void, ctx: CallContext) => Promise<void> }
+  ? { kind: "stream"; fn: (d: CriContext, req: M["req"], send: (msg: Out<M["res"]>) => boolean, ctx: CallContext) => Promise<void> }
   : { kind: "unary"; fn: (d: CriContext, req: M["req"], ctx: CallContext) => Promise<Out<M["res"]>> };
 
 export type RuntimeHandlers = { [K in keyof RuntimeServiceMethods]?: Handler<RuntimeServiceMethods[K]> };
@@ -24,6 +24,6 @@ export function unary<Req, Res>(fn: (d: CriContext, req: Req, ctx: CallContext) 
   return { kind: "unary" as const, fn };
 }
 
-export function serverStream<Req, Res>(fn: (d: CriContext, req: Req, send: (msg: Out<Res>) => void, ctx: CallContext) => Promise<void>) {
+export function serverStream<Req, Res>(fn: (d: CriContext, req: Req, send: (msg: Out<Res>) => boolean, ctx: CallContext) => Promise<void>) {
   return { kind: "stream" as const, fn };
 }

@@ -1,8 +1,6 @@
-// HPACK (RFC 7541): a complete decoder, and an encoder that writes every field as
-// a literal without indexing. The pair sits between a client's HPACK encoder and
-// another decoder (see authority_rewriter.ts): the decoder mirrors the client's
-// dynamic table, and the encoder never adds to the next decoder's table, so the
-// two tables can never disagree however the fields are changed in between.
+// HPACK (RFC 7541): a complete decoder, which mirrors the client's dynamic table,
+// and an encoder that writes every field as a literal without indexing, so the
+// client's decoder table never holds anything of ours (nothing to keep in step).
 //
 // Names and values are kept as latin1 strings: one char per octet, so any octets
 // a client sends round-trip unchanged.
@@ -128,7 +126,11 @@ export class HpackDecoder {
 
 class Reader {
   private pos = 0;
-  constructor(private readonly buf: Uint8Array) {}
+  private readonly buf: Buffer;
+  constructor(block: Uint8Array) {
+    // One Buffer view for the block, so strings are cut from it without a view each.
+    this.buf = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+  }
 
   done(): boolean {
     return this.pos >= this.buf.length;
@@ -165,15 +167,14 @@ class Reader {
     const huffman = (this.peek() & 0x80) !== 0;
     const length = this.integer(7);
     if (this.pos + length > this.buf.length) throw new HpackError("header block ends inside a string");
-    const raw = this.buf.subarray(this.pos, this.pos + length);
+    const start = this.pos;
     this.pos += length;
-    let octets: Uint8Array = raw;
-    if (huffman) {
-      try {
-        octets = huffmanDecode(raw);
-      } catch (e) {
-        throw new HpackError(e instanceof HuffmanError ? e.message : String(e));
-      }
+    if (!huffman) return this.buf.toString("latin1", start, this.pos);
+    let octets: Uint8Array;
+    try {
+      octets = huffmanDecode(this.buf.subarray(start, this.pos));
+    } catch (e) {
+      throw new HpackError(e instanceof HuffmanError ? e.message : String(e));
     }
     return Buffer.from(octets.buffer, octets.byteOffset, octets.byteLength).toString("latin1");
   }
