@@ -192,7 +192,8 @@ export class ImageService {
       const phases = { resolveMs: Math.round(resolvedAt - started), configMs: Math.round(configAt - resolvedAt), layersMs: Math.round(layersAt - configAt), commitMs: Math.round(done - layersAt) };
       logger.info("pulled image", { image: key, id: record.id, layers: layers.length, bytes: size, ms: Math.round(done - started), ...phases });
       tracker.finish();
-      if (!this.pulls.busy()) releaseGarbage();
+      // After the reply: a full collection takes ~30 ms, which the caller need not wait for.
+      if (!this.pulls.busy()) setTimeout(releaseGarbage, 0);
       return record;
     } catch (e) {
       tracker.finish(errorMessage(e));
