@@ -6,7 +6,8 @@
 // but the registry's files in the page cache).
 // warm: one running containerd and one crib with its default config; each run pulls the
 // image, then removes it (so the next pull is cold again). One pull each before the
-// measured runs warms the daemons up.
+// measured runs warms the daemons up. A third warm crib runs with its allocator's
+// purging off (NO_PURGE_ENV), to show what fresh-page faults cost a pull.
 //
 // crib runs twice: as configured by default (pull.syncFs: every layer flushed to the
 // disk before it is recorded) and with syncFs off, which is what containerd 1.6 does
@@ -25,13 +26,21 @@ const RANDOM_LAYERS = 5;
 const RANDOM_LAYER_BYTES = 20 * 1024 * 1024;
 const PULL_TIMEOUT_MS = 10 * 60_000;
 
-type RuntimeName = "containerd" | "crib" | "crib-nosync";
+type RuntimeName = "containerd" | "crib" | "crib-nosync" | "crib-nopurge";
 const RUNTIMES: RuntimeName[] = ["containerd", "crib", "crib-nosync"];
-const LABEL: Record<RuntimeName, string> = { containerd: "containerd", crib: "crib", "crib-nosync": "crib syncFs off" };
+const LABEL: Record<RuntimeName, string> = { containerd: "containerd", crib: "crib", "crib-nosync": "crib syncFs off", "crib-nopurge": "crib no purge" };
+/**
+ * crib's allocator (mimalloc, inside Bun) hands freed pages back to the kernel, so every
+ * pull touches ~100 MB of fresh pages again (~25k faults; ~13 µs each on the VMs
+ * measured). With purging off a warm daemon reuses them. Only settable in the
+ * environment at start: this row measures what that would give, at the price of the
+ * daemon keeping its peak resident.
+ */
+const NO_PURGE_ENV = { MIMALLOC_PURGE_DELAY: "-1" };
 /** Target from issue 16: crib's time at most this times containerd's, in both modes. */
 const TIME_TARGET_RATIO = 0.6;
-type WarmRuntime = "containerd" | "crib";
-const WARM_RUNTIMES: WarmRuntime[] = ["containerd", "crib"];
+type WarmRuntime = "containerd" | "crib" | "crib-nopurge";
+const WARM_RUNTIMES: WarmRuntime[] = ["containerd", "crib", "crib-nopurge"];
 
 interface PullSample {
   ms: number;
@@ -66,7 +75,7 @@ async function startDaemon(runtime: RuntimeName, registryHost: string, ctx: Benc
     log: { level: "info" },
     ...(runtime === "crib-nosync" ? { pull: { syncFs: false } } : {}),
     registries: { mirrors: { [registryHost]: { endpoint: [`http://${registryHost}`] } } },
-  });
+  }, undefined, undefined, runtime === "crib-nopurge" ? NO_PURGE_ENV : undefined);
   const release = async (): Promise<void> => {
     if (c.proc.exitCode === null && c.proc.signalCode === null) {
       const code = await Promise.race([c.stop(), Bun.sleep(10_000).then(() => "timeout" as const)]);
@@ -140,8 +149,8 @@ function row(runtime: string, samples: PullSample[], imageMB: number, note: stri
 export interface PullMedians {
   /** A fresh daemon per pull; crib with syncFs off is the like-for-like figure. */
   fresh: { containerd: number; crib: number | undefined; cribNoSync: number | undefined };
-  /** Pull, remove, pull again on one running daemon; crib with its default config. */
-  warm: { containerd: number; crib: number | undefined };
+  /** Pull, remove, pull again on one running daemon; crib with its default config, and with the allocator's purging off (NO_PURGE_ENV). */
+  warm: { containerd: number; crib: number | undefined; cribNoPurge: number | undefined };
 }
 
 export interface PullMeasurement {
@@ -155,8 +164,9 @@ export async function measurePull(ctx: BenchContext): Promise<PullMeasurement> {
   const reg = await ctx.registry();
   const image = await pushBenchImage(ctx);
   const imageMB = image.size / 1e6;
-  const samples: Record<RuntimeName, PullSample[]> = { containerd: [], crib: [], "crib-nosync": [] };
-  const warmSamples: Record<WarmRuntime, PullSample[]> = { containerd: [], crib: [] };
+  const samples: Record<RuntimeName, PullSample[]> = { containerd: [], crib: [], "crib-nosync": [], "crib-nopurge": [] };
+  const warmSamples: Record<WarmRuntime, PullSample[]> = { containerd: [], crib: [], "crib-nopurge": [] };
+  const idleRss: Partial<Record<WarmRuntime, number>> = {};
   // Set once crib cannot give a figure; later runs then skip it.
   let cribNote: string | undefined = ctx.cribBuilt ? undefined : "not built (npm run build)";
   const failures: string[] = [];
@@ -198,6 +208,9 @@ export async function measurePull(ctx: BenchContext): Promise<PullMeasurement> {
         record(await pullAndRemove(runtime, daemon, image), warmSamples[runtime], `warm run ${i + 1}/${runs} ${LABEL[runtime]}`);
       }
     }
+    // What each warm daemon keeps resident once idle after its pulls.
+    await Bun.sleep(2000);
+    for (const [r, d] of Object.entries(warm) as [WarmRuntime, Daemon][]) idleRss[r] = readProcStatus(d.pid)?.vmRSS;
   } finally {
     for (const d of Object.values(warm)) await d.stop();
   }
@@ -206,7 +219,7 @@ export async function measurePull(ctx: BenchContext): Promise<PullMeasurement> {
   const cribMed = (xs: PullSample[]): number | undefined => (cribNote === undefined ? med(xs) : undefined);
   const medians: PullMedians = {
     fresh: { containerd: med(samples.containerd), crib: cribMed(samples.crib), cribNoSync: cribMed(samples["crib-nosync"]) },
-    warm: { containerd: med(warmSamples.containerd), crib: cribMed(warmSamples.crib) },
+    warm: { containerd: med(warmSamples.containerd), crib: cribMed(warmSamples.crib), cribNoPurge: cribMed(warmSamples["crib-nopurge"]) },
   };
   const verdict = (a: number | undefined, b: number): string => (a === undefined ? "-" : a <= TIME_TARGET_RATIO * b ? "met" : "NOT met");
   const notes: string[] = [];
@@ -218,6 +231,10 @@ export async function measurePull(ctx: BenchContext): Promise<PullMeasurement> {
       `target <= ${TIME_TARGET_RATIO}x (like for like): ${verdict(medians.fresh.cribNoSync, medians.fresh.containerd)}`,
   );
   notes.push(`warm: crib (defaults)/containerd: ${ratio(medians.warm.crib, medians.warm.containerd)}   target <= ${TIME_TARGET_RATIO}x: ${verdict(medians.warm.crib, medians.warm.containerd)}`);
+  notes.push(
+    `warm: crib no purge (${Object.entries(NO_PURGE_ENV).map(([k, v]) => `${k}=${v}`).join(" ")})/containerd: ${ratio(medians.warm.cribNoPurge, medians.warm.containerd)}; ` +
+      `idle RSS 2 s after the last pull (MiB): ${WARM_RUNTIMES.map((r) => `${LABEL[r]} ${fmt(kibToMiB(idleRss[r]), 1)}`).join(", ")}`,
+  );
   notes.push(...failures);
   const tables: Table[] = [
     {
