@@ -6,7 +6,10 @@
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode } from "../errors.ts";
+import { log } from "../log/logger.ts";
 import { fsyncDir, syncFileSystemOf } from "./durable.ts";
+
+const logger = log.with({ component: "layer-store" });
 
 const TMP_SUFFIX = ".unpacking";
 
@@ -46,12 +49,15 @@ export class LayerStore {
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { mode: 0o755 });
     try {
+      const started = performance.now();
       const result = await fill(tmp);
+      const filled = performance.now();
       const durable = this.durable();
       if (durable) await syncFileSystemOf(tmp);
       await rm(final, { recursive: true, force: true }); // a dir without a DB row (crash after rename)
       await rename(tmp, final);
       if (durable) await fsyncDir(this.dir);
+      logger.debug("layer in place", { chainID, fillMs: Math.round(filled - started), flushMs: Math.round(performance.now() - filled) });
       return result;
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
