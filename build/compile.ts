@@ -26,6 +26,10 @@ const args = [
   process.execPath, "build", "--compile",
   // Bytecode: no parse at start-up (faster start, a few MB less per process).
   "--minify-syntax", "--minify-whitespace", "--bytecode",
+  // Code splitting (ESM only): each dynamic import() is a chunk of its own, so code a
+  // process never imports (image archives, the streaming server, ctl in the daemon...)
+  // is neither loaded nor instantiated; without it a face's bundle loads whole.
+  "--format", "esm", "--splitting",
   "--define", `CRIB_VERSION=${JSON.stringify(pkg.version)}`,
   "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),
