@@ -30,6 +30,10 @@ const args = [
   // process never imports (image archives, the streaming server, ctl in the daemon...)
   // is neither loaded nor instantiated; without it a face's bundle loads whole.
   "--format", "esm", "--splitting",
+  // Start with the JIT's tier-up thresholds x64: start-up code runs once and rarely pays
+  // back a JIT compile. The daemon returns to the normal policy once it serves
+  // (src/daemon/startup_jit.ts); short-lived faces (ctl, help) never need it.
+  "--compile-jit-policy=64",
   "--define", `CRIB_VERSION=${JSON.stringify(pkg.version)}`,
   "--define", `CRIB_COMMIT=${JSON.stringify(option("--commit") ?? gitCommit())}`,
   ...(target ? ["--target", target] : []),

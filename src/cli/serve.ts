@@ -12,6 +12,7 @@ import { createCriServer, listenUnix, type UnixListener } from "../cri/server.ts
 import { ContainerService } from "../container/container_service.ts";
 import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
+import { endStartupJitPolicy } from "../daemon/startup_jit.ts";
 import { ImageService } from "../image/image_service.ts";
 import { startMetricsEndpoint } from "../metrics/endpoint.ts";
 import { socketPath as monitorSocketPath } from "../monitor/protocol.ts";
@@ -95,6 +96,7 @@ export async function serve(argv: string[]): Promise<number> {
   const listener = await listenUnix(server, config.socket);
   await restrictSocket(config.socket, socketGid);
   serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, config: source, pid: process.pid });
+  endStartupJitPolicy();
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
   notifyFailed(systemd.ready(`serving on ${config.socket}`));
   // SIGHUP (systemctl reload crib): apply what can change without a restart.
