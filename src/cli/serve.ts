@@ -12,6 +12,7 @@ import type { GrpcServer } from "../grpc/server.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
+import { endStartupJitPolicy } from "../daemon/startup_jit.ts";
 import { ImageService } from "../image/image_service.ts";
 import { startMetricsEndpoint } from "../metrics/endpoint.ts";
 import { socketPath as monitorSocketPath } from "../monitor/protocol.ts";
@@ -86,15 +87,16 @@ export async function serve(argv: string[]): Promise<number> {
   void pods.finishTeardowns();
   // Networks cached for pods with no record (a crash mid-RunPodSandbox): DEL them, in the background.
   void cni.collectOrphans(await cni.orphans((id) => pods.store.get(id) !== undefined));
+  // Its server listens from the first Exec, Attach or PortForward on.
   const streaming = new StreamingService(config, containers, pods, monitorSocketPath(join(config.state, "monitor")));
-  const streamingUrl = await streaming.start();
   const daemon: CriContext = { config, configSource: source, images, pods, containers, cni, streaming, stats: createStatsCollector(config.root, containers.fs) };
   const metrics = startMetricsEndpoint(config.metrics.address); // off unless metrics.address is set
   if (metrics) registerDaemonGauges(daemon);
   const server = createCriServer(daemon);
   await server.listen(config.socket);
   await restrictSocket(config.socket, socketGid);
-  serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, streaming: streamingUrl, config: source, pid: process.pid });
+  serveLog.info("crib is serving", { version: VERSION, commit: COMMIT, socket: config.socket, config: source, pid: process.pid });
+  endStartupJitPolicy();
   const notifyFailed = (e: Error | undefined) => e && serveLog.warn("cannot notify systemd (NOTIFY_SOCKET)", { socket: systemd.socket, error: e.message });
   notifyFailed(systemd.ready(`serving on ${config.socket}`));
   // SIGHUP (systemctl reload crib): apply what can change without a restart.

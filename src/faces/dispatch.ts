@@ -7,7 +7,8 @@
 // every top-level function of every module in it when it loads, so a monitor loaded
 // from the daemon's bundle held ~1,800 more functions (~0.4 MiB) for gRPC, registry
 // and image code it never runs; pause processes (one per pod sharing a PID namespace)
-// likewise.
+// likewise. The build splits code (build/compile.ts): modules shared by several faces
+// are chunks each loads on its own, and every dynamic import() a chunk of its own.
 import { runTopLevel } from "../cli/top_level.ts";
 
 /** Face -> its entry module beside this file (also the list in build/compile.ts). */
