@@ -2,6 +2,7 @@
 // every container, holder of their stdio, writer of their logs and exit codes. Started
 // detached by the daemon and outlives it; upgraded in place by re-exec'ing itself.
 
+import { endStartupJitPolicy } from "../util/startup_jit.ts";
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync, constants } from "node:fs";
 import { boolFlag, flag, UsageError } from "./args.ts";
 import { parseCommand } from "./command.ts";
@@ -179,6 +180,7 @@ export async function runMonitor(argv: string[]): Promise<number> {
   writePidFile(`${stateDir}/monitor.pid`);
   monitor.reaper.start();
   monitor.reaper.sweep();
+  endStartupJitPolicy(); // its log and exit handling tier up as usual from here
   mlog.info("monitor is serving", { socket: sock, pid: process.pid, generation, containers: monitor.count() });
 
   // SIGTERM/SIGINT end the monitor, never the containers: a new monitor takes them over.

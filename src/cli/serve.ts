@@ -12,7 +12,7 @@ import type { GrpcServer } from "../grpc/server.ts";
 import { ContainerService } from "../container/container_service.ts";
 import { registerDaemonGauges } from "../daemon/gauges.ts";
 import { MonitorLink } from "../daemon/monitor_link.ts";
-import { endStartupJitPolicy } from "../daemon/startup_jit.ts";
+import { endStartupJitPolicy } from "../util/startup_jit.ts";
 import { ImageService } from "../image/image_service.ts";
 import { startMetricsEndpoint } from "../metrics/endpoint.ts";
 import { socketPath as monitorSocketPath } from "../monitor/protocol.ts";
