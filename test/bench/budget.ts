@@ -29,7 +29,7 @@ const UNARY_CALLS = 5000;
 const UNARY_WARMUP = 500;
 const UNARY_ROUNDS = 3;
 const GO_CLIENT_DIR = join(import.meta.dir, "../go/criunary");
-/** Compiled Go client and zstd sizes survive between runs here (keyed by source/binary mtime and size). */
+/** The compiled Go client and zstd sizes survive between runs here. */
 const CACHE_DIR = join(tmpdir(), "crib-bench-cache");
 
 type Runtime = "crib" | "containerd";
@@ -69,11 +69,14 @@ function spread(ms: number[], digits = 0): string {
 
 // ---- download size ----
 
-/** Bytes of `zstd -19 -T2` of a file, cached by path, size and mtime (crib takes ~50 s). */
+/**
+ * Bytes of `zstd -19 -T2` of a file (crib takes ~50 s), cached by a hash of its content:
+ * `npm run bench` rebuilds dist/crib each time, which changes its mtime but rarely its bytes.
+ */
 async function zstd19Bytes(file: string): Promise<number> {
-  const st = statSync(file);
+  const hash = Bun.hash(new Uint8Array(await Bun.file(file).arrayBuffer())).toString(16);
   mkdirSync(CACHE_DIR, { recursive: true });
-  const key = join(CACHE_DIR, `zstd19-${basename(file)}-${st.size}-${Math.floor(st.mtimeMs)}`);
+  const key = join(CACHE_DIR, `zstd19-${basename(file)}-${hash}`);
   if (existsSync(key)) return Number(readFileSync(key, "utf8"));
   const proc = Bun.spawn(["zstd", "-19", "-T2", "-c", "-q", file], { stdout: "pipe", stderr: "pipe" });
   let bytes = 0;
