@@ -2,7 +2,7 @@
 //
 //   binaries   what is copied to a node: dist/crib vs containerd + its runc shim
 //              (runc itself is needed by both and left out), raw and compressed
-//   idle       daemon RSS and PSS after start-up and a settle pause, no pods
+//   idle       daemon RSS and PSS 3 s after start-up, no pods
 //   start-up   restarts on an initialised root: spawn to the first answered CRI Version
 //   store      disk used by the image store after pulling N images that share
 //              their base layers: du -sb of each root, without their temp dirs
@@ -18,15 +18,18 @@ import type { BenchContext, Benchmark } from "./run.ts";
 import { fmt, ratio, readProcStatus, readSmapsRollup, summarize, type Table } from "./stats.ts";
 
 const DEFAULT_RUNS = 7;
-const SETTLE_MS = 2000;
+/** Idle memory is read this long after the daemon answered its first Version. */
+const SETTLE_MS = 3000;
 const POLL_MS = 5;
 const STORE_IMAGES = 5;
 const SHARED_LAYER_BYTES = 8 * 1024 * 1024;
 const UNIQUE_LAYER_BYTES = 512 * 1024;
 const SHIM_BIN = "/usr/bin/containerd-shim-runc-v2";
+/** What containerd ships to a node besides runc (which crib needs as well): present files only. */
+export const CONTAINERD_FILES = [CONTAINERD_BIN, SHIM_BIN].filter((f) => existsSync(f));
 const MiB = 1024 * 1024;
 
-type RuntimeName = "containerd" | "crib";
+export type RuntimeName = "containerd" | "crib";
 
 function mib(bytes: number | undefined): string {
   return fmt(bytes === undefined ? undefined : bytes / MiB, 1);
@@ -98,7 +101,7 @@ async function stopProc(proc: ReturnType<typeof Bun.spawn>): Promise<void> {
 }
 
 /** Start-up times (restarts on one root, as systemd restarts a node's runtime) and idle memory after the last. */
-interface StartFigures {
+export interface StartFigures {
   ms: number[];
   rssKiB?: number;
   pssKiB?: number;
@@ -201,6 +204,16 @@ async function storeBytes(runtime: RuntimeName, images: PushedImage[], reg: Test
   }
 }
 
+/**
+ * Start-up (`runs` restarts each, containerd first) and the idle memory of each
+ * runtime's last start, SETTLE_MS after it answered.
+ */
+export async function measureStartup(ctx: BenchContext, runs: number): Promise<Record<RuntimeName, StartFigures>> {
+  ctx.log(`footprint: ${runs} restarts of containerd, then of crib`);
+  const containerd = await containerdRestarts(ctx, runs);
+  return { containerd, crib: await cribRestarts(ctx, runs) };
+}
+
 export const footprintBenchmark: Benchmark = {
   name: "footprint",
   description: "binary size, idle daemon RSS/PSS, start-up to a ready socket, store disk use for images sharing layers",
@@ -209,7 +222,7 @@ export const footprintBenchmark: Benchmark = {
     const tables: Table[] = [];
 
     // Binaries.
-    const ctdFiles = [CONTAINERD_BIN, SHIM_BIN].filter((f) => Bun.file(f).size > 0);
+    const ctdFiles = CONTAINERD_FILES;
     const ctd = await binarySizes(ctdFiles);
     const crib = ctx.cribBuilt ? await binarySizes([requireBinary()]) : undefined;
     tables.push({
@@ -224,8 +237,7 @@ export const footprintBenchmark: Benchmark = {
     if (!ctx.cribBuilt) return tables;
 
     // Start-up and idle memory.
-    ctx.log(`footprint: ${runs} restarts of containerd, then of crib`);
-    const figures: Record<RuntimeName, StartFigures> = { containerd: await containerdRestarts(ctx, runs), crib: await cribRestarts(ctx, runs) };
+    const figures = await measureStartup(ctx, runs);
     const startMs = { containerd: figures.containerd.ms, crib: figures.crib.ms };
     const idle = figures;
     const st = { containerd: summarize(startMs.containerd), crib: summarize(startMs.crib) };

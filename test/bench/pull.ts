@@ -257,3 +257,89 @@ export const pullBenchmark: Benchmark = {
     return (await measurePull(ctx)).tables;
   },
 };
+
+// ---- measurePulls: the edge budget's pull figures (budget.ts) ----
+
+/** The budget's image: 60 MB of incompressible data in 5 gzip layers. */
+const BUDGET_LAYERS = 5;
+const BUDGET_LAYER_BYTES = 12_000_000;
+
+/**
+ * warm-defaults: one daemon of each runtime, both as configured by default (crib with
+ * syncFs), kept running; each run removes the image and pulls it again, so the timer
+ * sees a cold store on a warm daemon, as a node that pulls a new image.
+ * fresh-syncfs-off: a fresh daemon per pull (what the pull benchmark above does),
+ * crib with syncFs off, as containerd 1.6.
+ */
+export type PullMode = "warm-defaults" | "fresh-syncfs-off";
+
+/** Pushed once per run: both modes pull the same image. */
+let budgetImage: Promise<PushedImage> | undefined;
+
+function pushBudgetImage(ctx: BenchContext): Promise<PushedImage> {
+  budgetImage ??= pushBudgetImageOnce(ctx);
+  return budgetImage;
+}
+
+async function pushBudgetImageOnce(ctx: BenchContext): Promise<PushedImage> {
+  const reg = await ctx.registry();
+  ctx.log(`pull: pushing ${BUDGET_LAYERS} layers of ${BUDGET_LAYER_BYTES / 1e6} MB (random, gzip) to ${reg.host}`);
+  const layers = Array.from({ length: BUDGET_LAYERS }, (_, i) => randomLayer(BUDGET_LAYER_BYTES, 2000 + i));
+  return await pushImage(reg, "bench/pull:60mb", { layers, format: "oci", compression: "gzip" });
+}
+
+async function timedPull(client: CriClient, ref: string): Promise<number> {
+  // Earlier runs' writes would otherwise be flushed during this pull.
+  Bun.spawnSync(["sync"]);
+  const t0 = performance.now();
+  const res = await client.call("ImageService", "PullImage", { image: { image: ref } }, { timeoutMs: PULL_TIMEOUT_MS });
+  const ms = performance.now() - t0;
+  if (res.image_ref === "") throw new Error(`PullImage of ${ref} returned an empty image_ref`);
+  return ms;
+}
+
+/** Milliseconds of each timed PullImage of the 60 MB image, per runtime, alternating which goes first. */
+export async function measurePulls(ctx: BenchContext, opts: { mode: PullMode; runs: number }): Promise<{ crib: number[]; containerd: number[] }> {
+  const reg = await ctx.registry();
+  const image = await pushBudgetImage(ctx);
+  const out = { crib: [] as number[], containerd: [] as number[] };
+  const cribRuntime: RuntimeName = opts.mode === "warm-defaults" ? "crib" : "crib-nosync";
+  const pair = [
+    { key: "containerd" as const, runtime: "containerd" as RuntimeName },
+    { key: "crib" as const, runtime: cribRuntime },
+  ];
+  if (opts.mode === "fresh-syncfs-off") {
+    for (let i = 0; i < opts.runs; i++) {
+      for (const p of i % 2 === 0 ? pair : [...pair].reverse()) {
+        const r = await pullOnce(p.runtime, image, reg.host, ctx);
+        if (r.kind !== "ok") throw new Error(`${p.runtime}: ${r.kind === "failed" ? r.message : "PullImage is not implemented"}`);
+        out[p.key].push(r.sample.ms);
+        ctx.log(`pull (${opts.mode}): run ${i + 1}/${opts.runs} ${LABEL[p.runtime]}: ${r.sample.ms.toFixed(0)} ms`);
+      }
+    }
+    return out;
+  }
+  const daemons: Daemon[] = [];
+  try {
+    for (const p of pair) daemons.push(await startDaemon(p.runtime, reg.host, ctx));
+    // One untimed pull and remove each: the daemons are warm, as on a node that has pulled before.
+    for (const d of daemons) {
+      await timedPull(d.client, image.ref);
+      await d.client.call("ImageService", "RemoveImage", { image: { image: image.ref } }, { timeoutMs: PULL_TIMEOUT_MS });
+    }
+    for (let i = 0; i < opts.runs; i++) {
+      const order = i % 2 === 0 ? [0, 1] : [1, 0];
+      for (const k of order) {
+        const p = pair[k]!;
+        const d = daemons[k]!;
+        const ms = await timedPull(d.client, image.ref);
+        await d.client.call("ImageService", "RemoveImage", { image: { image: image.ref } }, { timeoutMs: PULL_TIMEOUT_MS });
+        out[p.key].push(ms);
+        ctx.log(`pull (${opts.mode}): run ${i + 1}/${opts.runs} ${LABEL[p.runtime]}: ${ms.toFixed(0)} ms`);
+      }
+    }
+  } finally {
+    for (const d of daemons.reverse()) await d.stop();
+  }
+  return out;
+}

@@ -2,14 +2,16 @@
 //
 //   bun test/bench/run.ts [name...] [--runs N]     (npm run bench builds dist/crib first)
 //
-// With no name every benchmark in BENCHMARKS runs, in order. Runs per benchmark:
-// --runs, else env BENCH_RUNS, else each benchmark's default.
+// With no name the budget runs (it measures through the others' functions); "all"
+// runs every benchmark in BENCHMARKS, in order. Runs per benchmark: --runs, else env
+// BENCH_RUNS, else each benchmark's default.
 //
 // Adding a benchmark: write test/bench/<name>.ts exporting a `Benchmark`, import it
 // here and append it to BENCHMARKS.
 import { existsSync } from "node:fs";
 import { CRIB_BIN } from "../helpers/daemon.ts";
 import { type StartedRegistry, startRegistry } from "../helpers/registry.ts";
+import { budgetBenchmark } from "./budget.ts";
 import { CONTAINERD_BIN } from "./containerd.ts";
 import { footprintBenchmark } from "./footprint.ts";
 import { loadBenchmark } from "./load.ts";
@@ -42,12 +44,14 @@ export interface Benchmark {
   run(ctx: BenchContext): Promise<Table[]>;
 }
 
-/** Every benchmark, in the order `run.ts` with no argument runs them. */
-export const BENCHMARKS: Benchmark[] = [pullBenchmark, podsBenchmark, footprintBenchmark, loadBenchmark];
+/** Every benchmark, in the order `run.ts all` runs them. */
+export const BENCHMARKS: Benchmark[] = [budgetBenchmark, pullBenchmark, podsBenchmark, footprintBenchmark, loadBenchmark];
+/** What `run.ts` with no name runs. */
+const DEFAULT_BENCHMARKS: Benchmark[] = [budgetBenchmark];
 
 function usage(): string {
   return [
-    "usage: bun test/bench/run.ts [name...] [--runs N]",
+    "usage: bun test/bench/run.ts [name...|all] [--runs N]   (no name: budget)",
     "benchmarks:",
     ...BENCHMARKS.map((b) => `  ${b.name.padEnd(12)} ${b.description}`),
   ].join("\n");
@@ -80,7 +84,7 @@ function parseArgs(argv: string[]): { names: string[]; runs: number | undefined 
 async function main(): Promise<number> {
   const { names, runs } = parseArgs(process.argv.slice(2));
   const selected: Benchmark[] = [];
-  for (const name of names.length > 0 ? names : BENCHMARKS.map((b) => b.name)) {
+  for (const name of names.length > 0 ? names : DEFAULT_BENCHMARKS.map((b) => b.name)) {
     const b = BENCHMARKS.find((x) => x.name === name);
     if (b === undefined) {
       console.error(`unknown benchmark "${name}"\n${usage()}`);
