@@ -288,14 +288,12 @@ async function pushBudgetImageOnce(ctx: BenchContext): Promise<PushedImage> {
   return await pushImage(reg, "bench/pull:60mb", { layers, format: "oci", compression: "gzip" });
 }
 
-async function timedPull(client: CriClient, ref: string): Promise<number> {
-  // Earlier runs' writes would otherwise be flushed during this pull.
-  Bun.spawnSync(["sync"]);
-  const t0 = performance.now();
-  const res = await client.call("ImageService", "PullImage", { image: { image: ref } }, { timeoutMs: PULL_TIMEOUT_MS });
-  const ms = performance.now() - t0;
-  if (res.image_ref === "") throw new Error(`PullImage of ${ref} returned an empty image_ref`);
-  return ms;
+/** One timed pull then its removal, on a running daemon of the budget's pair. */
+async function warmPullMs(runtime: RuntimeName, daemon: Daemon, image: PushedImage): Promise<number> {
+  const r = await timedPull(runtime, daemon, image);
+  if (r.kind !== "ok") throw new Error(`${runtime}: ${r.kind === "failed" ? r.message : "PullImage is not implemented"}`);
+  await daemon.client.call("ImageService", "RemoveImage", { image: { image: image.ref } }, { timeoutMs: PULL_TIMEOUT_MS });
+  return r.sample.ms;
 }
 
 /** Milliseconds of each timed PullImage of the 60 MB image, per runtime, alternating which goes first. */
@@ -323,17 +321,13 @@ export async function measurePulls(ctx: BenchContext, opts: { mode: PullMode; ru
   try {
     for (const p of pair) daemons.push(await startDaemon(p.runtime, reg.host, ctx));
     // One untimed pull and remove each: the daemons are warm, as on a node that has pulled before.
-    for (const d of daemons) {
-      await timedPull(d.client, image.ref);
-      await d.client.call("ImageService", "RemoveImage", { image: { image: image.ref } }, { timeoutMs: PULL_TIMEOUT_MS });
-    }
+    for (const [k, d] of daemons.entries()) await warmPullMs(pair[k]!.runtime, d, image);
     for (let i = 0; i < opts.runs; i++) {
       const order = i % 2 === 0 ? [0, 1] : [1, 0];
       for (const k of order) {
         const p = pair[k]!;
         const d = daemons[k]!;
-        const ms = await timedPull(d.client, image.ref);
-        await d.client.call("ImageService", "RemoveImage", { image: { image: image.ref } }, { timeoutMs: PULL_TIMEOUT_MS });
+        const ms = await warmPullMs(p.runtime, d, image);
         out[p.key].push(ms);
         ctx.log(`pull (${opts.mode}): run ${i + 1}/${opts.runs} ${LABEL[p.runtime]}: ${ms.toFixed(0)} ms`);
       }
