@@ -97,6 +97,7 @@ export async function startCrib(
       await proc.exited;
     },
     cleanup() {
+      stopMonitorOf(t.state); // it outlives the daemon by design; these temp dirs were its whole world
       rmSync(t.dir, { recursive: true, force: true });
     },
   };
@@ -120,6 +121,20 @@ export async function runCrib(args: string[], opts: { timeoutMs?: number; env?: 
   return { code, stdout, stderr };
 }
 
+/** SIGTERM the monitor serving `state`, if its pid file names a live monitor of that state. */
+function stopMonitorOf(state: string): void {
+  const pidFile = join(state, "monitor", "monitor.pid");
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
+  if (!(pid > 0)) return;
+  try {
+    // The pid may have been reused since: only a monitor of this state dir is ours.
+    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(join(state, "monitor"))) return;
+    process.kill(pid, "SIGTERM");
+  } catch {
+    // already gone
+  }
+}
+
 /**
  * The end of a test file's daemon: remove every pod (and so every container),
  * stop the daemon and then its monitor, and delete the temp dirs.
@@ -130,16 +145,7 @@ export async function shutdownCrib(c: CribInstance | undefined): Promise<void> {
     const pods = await c.client.call("RuntimeService", "ListPodSandbox", { filter: null }).catch(() => ({ items: [] }));
     for (const p of pods.items) await c.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
   }
-  const pidFile = join(c.state, "monitor", "monitor.pid");
-  const monitor = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
   if (c.proc.exitCode === null) await c.stop();
   else c.client.close();
-  if (monitor > 0) {
-    try {
-      process.kill(monitor, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
   c.cleanup();
 }
