@@ -2,7 +2,6 @@
 import { writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Server } from "@grpc/grpc-js";
 import { loadConfig } from "../config/config.ts";
 import { compilePolicy, type Policy } from "../image/trust/keys.ts";
 import { errorMessage } from "../errors.ts";
@@ -140,7 +139,7 @@ function protectFromOomKiller(): void {
 }
 
 /** Let in-flight RPCs finish for a moment, then close everything. */
-async function shutdown(server: Server, listener: UnixListener, socket: string): Promise<void> {
+async function shutdown(server: ReturnType<typeof createCriServer>, listener: UnixListener, socket: string): Promise<void> {
   const closed = listener.close();
   await new Promise<void>((resolve) => {
     const force = setTimeout(() => {
