@@ -112,9 +112,12 @@ class Reader {
   /** The two halves of the last varint read (readVarint). */
   lo = 0;
   hi = 0;
-  readonly view: DataView;
-  constructor(readonly buf: Buffer, public end: number) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  private dataView: DataView | undefined;
+  constructor(readonly buf: Buffer, public end: number) {}
+
+  /** For fixed-width fields only: most messages have none, so it is made on first use. */
+  get view(): DataView {
+    return (this.dataView ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
   }
 
   /** Reads a varint of up to 10 bytes into lo/hi. */
@@ -349,7 +352,11 @@ const INITIAL_SIZE = 256;
 class Writer {
   buf = Buffer.allocUnsafe(INITIAL_SIZE);
   pos = 0;
-  private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  private dataView: DataView | undefined;
+
+  private get view(): DataView {
+    return (this.dataView ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -358,7 +365,7 @@ class Writer {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
-    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
+    this.dataView = undefined;
   }
 
   /** An unsigned varint below 2^32. */
