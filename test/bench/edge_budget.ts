@@ -1,9 +1,20 @@
 // Issue 16's figures for two builds side by side, runs interleaved: spawn to the first
 // answered Version, daemon RSS after a 2 s settle, and `crib ctl version` wall time.
 // Run: bun test/bench/edge_budget.ts OLD_BINARY NEW_BINARY [runs]
-import { readFileSync } from "node:fs";
+// No npm imports (the config is JSON, which is YAML), so the compiled binary can run it:
+// BUN_BE_BUN=1 dist/crib test/bench/edge_budget.ts OLD NEW
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
-import { tempConfig } from "../helpers/daemon.ts";
+
+function tempConfig(): { dir: string; configPath: string; socket: string } {
+  const dir = mkdtempSync(join(tmpdir(), "crib-edge-"));
+  const socket = join(dir, "run", "crib.sock");
+  const configPath = join(dir, "crib.yaml");
+  writeFileSync(configPath, JSON.stringify({ socket, root: join(dir, "lib"), state: join(dir, "run"), log: { level: "info" } }));
+  return { dir, configPath, socket };
+}
 
 const [oldBin, newBin, runsArg] = process.argv.slice(2);
 if (!oldBin || !newBin) throw new Error("usage: bun test/bench/edge_budget.ts OLD NEW [runs]");
@@ -15,7 +26,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(1)}..${Math.max(...xs).toFixed(1)}`;
 
 async function once(bin: string, withCtl: boolean): Promise<{ startMs: number; rssMiB: number; ctlMs: number[] }> {
-  const t = tempConfig({ log: { level: "info" } });
+  const t = tempConfig();
   const started = performance.now();
   const proc = Bun.spawn([bin, "serve", "--config", t.configPath], { stdout: "ignore", stderr: "ignore" });
   const client = new CriClient(`unix://${t.socket}`, 1000);
@@ -43,6 +54,7 @@ async function once(bin: string, withCtl: boolean): Promise<{ startMs: number; r
   }
   proc.kill("SIGTERM");
   await proc.exited;
+  rmSync(t.dir, { recursive: true, force: true });
   return { startMs, rssMiB, ctlMs };
 }
 
