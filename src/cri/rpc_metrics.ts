@@ -1,7 +1,7 @@
 // Per-RPC counts by gRPC code and latency histograms: server.ts wraps each
 // handler with instrumentRpc() once, when it builds the service table.
-import { status } from "@grpc/grpc-js";
-import { criService, type CriServiceName } from "../protocol/proto.ts";
+import { GrpcStatus as status } from "../protocol/grpc_status.ts";
+import { criServiceFullName, type CriServiceName } from "../protocol/proto.ts";
 import { toGrpcStatus } from "./status_codes.ts";
 import { rpcHandled, rpcSeconds } from "../metrics/crib_metrics.ts";
 
@@ -23,7 +23,7 @@ type AnyFn = (...args: never[]) => Promise<unknown>;
 /** The handler with its completions counted and timed; undefined stays undefined. */
 export function instrumentRpc<H extends { kind: "unary" | "stream"; fn: AnyFn }>(serviceName: CriServiceName, method: string, h: H | undefined): H | undefined {
   if (!h) return h;
-  const service = criService(serviceName).fullName.replace(/^\./, ""); // "runtime.v1.RuntimeService"
+  const service = criServiceFullName(serviceName); // "runtime.v1.RuntimeService"
   const inner = h.fn;
   const grpcType = h.kind === "unary" ? "unary" : "server_stream";
   const done = (code: number, started: number) => {

@@ -8,7 +8,7 @@ import { cribHandlers, imageHandlers, runtimeHandlers } from "./handlers.ts";
 import type { CallContext } from "./rpc.ts";
 import { toGrpcStatus } from "./status_codes.ts";
 import { GrpcError, GrpcServer, type CallInfo, type Route } from "../grpc/server.ts";
-import { GrpcStatus } from "../grpc/status.ts";
+import { GrpcStatus, grpcStatusName } from "../protocol/grpc_status.ts";
 
 const rpcLog = log.with({ component: "cri" });
 
@@ -22,8 +22,6 @@ type AnyHandler =
   | { kind: "unary"; fn: (d: CriContext, req: unknown, ctx: CallContext) => Promise<unknown> }
   | { kind: "stream"; fn: (d: CriContext, req: unknown, send: (msg: unknown) => boolean, ctx: CallContext) => Promise<void> };
 type HandlerTable = Record<string, AnyHandler | undefined>;
-
-const CODE_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
 
 function addRoutes(routes: Map<string, Route>, d: CriContext, service: CriServiceName, table: HandlerTable): void {
   for (const m of criMethods(service)) {
@@ -53,7 +51,7 @@ function addRoutes(routes: Map<string, Route>, d: CriContext, service: CriServic
         (err: unknown) => {
           const s = toGrpcStatus(err, method);
           const level = s.code === GrpcStatus.INTERNAL ? "error" : "debug";
-          rpcLog[level]("rpc failed", { method, code: CODE_NAMES[s.code], error: s.details, ms: elapsed(started) });
+          rpcLog[level]("rpc failed", { method, code: grpcStatusName(s.code), error: s.details, ms: elapsed(started) });
           throw new GrpcError(s.code, s.details);
         },
       );

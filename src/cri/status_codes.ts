@@ -1,8 +1,8 @@
 // The one place where domain errors become gRPC status codes.
-import { status } from "@grpc/grpc-js";
+import { GrpcStatus as status } from "../protocol/grpc_status.ts";
 import { CribError, type ErrorKind } from "../errors.ts";
 
-const CODES: Record<ErrorKind, status> = {
+const CODES: Record<ErrorKind, number> = {
   invalid_argument: status.INVALID_ARGUMENT,
   not_found: status.NOT_FOUND,
   already_exists: status.ALREADY_EXISTS,
@@ -27,7 +27,7 @@ const PREFIXES: Partial<Record<ErrorKind, string>> = {
   registry_unavailable: "RegistryUnavailable: ",
 };
 
-export interface GrpcFailure { code: status; details: string }
+export interface GrpcFailure { code: number; details: string }
 
 /**
  * Details travel in an HTTP/2 trailer: a message that quotes a huge request

@@ -1,9 +1,13 @@
-// A typed CRI client over a unix socket, for `crib ctl` and the tests.
+// A typed CRI client over a unix socket, for `crib ctl` and the tests: gRPC over one
+// HTTP/2 connection (node:http2), the messages encoded by the generated codecs.
 import { existsSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
-import { grpcServiceDefinition } from "../protocol/proto.ts";
+import http2 from "node:http2";
+import net from "node:net";
+import { codecFor, criMethods, type CriMethod } from "../protocol/proto.ts";
+import { GrpcStatus, grpcStatusName } from "../protocol/grpc_status.ts";
 import { UsageError } from "../cli/args.ts";
 import type { CribMethods, ImageServiceMethods, Out, RuntimeServiceMethods } from "../protocol/types.ts";
+import { grpcCall, isCallFailure, type CallFailure } from "./grpc_call.ts";
 
 type Methods = { RuntimeService: RuntimeServiceMethods; ImageService: ImageServiceMethods; Crib: CribMethods };
 type Svc = keyof Methods;
@@ -16,87 +20,103 @@ export function socketAddress(endpoint: string): string {
   throw new UsageError(`unsupported endpoint "${endpoint}": use unix:///path/to/crib.sock`);
 }
 
-/**
- * grpc-js says "No connection established. Last error: Error: connect ENOENT ...
- * Resolution note: " when there is no daemon: say that in words a person acts on.
- */
-function unavailableDetails(details: string, socket: string): string {
-  // UNAVAILABLE from the daemon itself (a registry it cannot reach) is passed on as it is.
-  if (!details.startsWith("No connection established")) return details;
-  if (!existsSync(socket)) return `no crib daemon at ${socket}: the socket does not exist (is crib serve running? -r ENDPOINT or --config FILE picks another)`;
-  if (/ECONNREFUSED/.test(details)) return `no crib daemon at ${socket}: nothing accepts connections on the socket (is crib serve running?)`;
-  return details.replace(/\s*Resolution note:\s*$/, "");
+/** Why connecting failed, in words a person acts on. */
+function connectDetails(err: Error & { code?: string }, socket: string): string {
+  if (err.code === "ENOENT" || !existsSync(socket)) return `no crib daemon at ${socket}: the socket does not exist (is crib serve running? -r ENDPOINT or --config FILE picks another)`;
+  if (err.code === "ECONNREFUSED") return `no crib daemon at ${socket}: nothing accepts connections on the socket (is crib serve running?)`;
+  return `cannot connect to ${socket}: ${err.message}`;
 }
 
 export class CriError extends Error {
-  constructor(readonly code: grpc.status, readonly details: string, method: string) {
-    super(`${method}: ${grpc.status[code] ?? code}: ${details}`);
+  constructor(readonly code: number, readonly details: string, method: string) {
+    super(`${method}: ${grpcStatusName(code)}: ${details}`);
   }
 }
 
+type Req<S extends Svc, M extends keyof Methods[S]> = Out<(Methods[S][M] & { req: unknown })["req"]>;
+type Res<S extends Svc, M extends keyof Methods[S]> = (Methods[S][M] & { res: unknown })["res"];
+
 export class CriClient {
-  private readonly clients: Record<Svc, grpc.Client>;
   private readonly socket: string;
+  private readonly methods = new Map<string, CriMethod>();
+  private session: http2.ClientHttp2Session | undefined;
+  /** Set when the connection failed: every call on it fails with this. */
+  private connectError: CallFailure | undefined;
 
   constructor(endpoint: string, private readonly timeoutMs = 10_000) {
-    const address = socketAddress(endpoint);
-    this.socket = address.slice("unix:".length);
-    const opts = { "grpc.max_receive_message_length": 16 * 1024 * 1024 };
-    const make = (svc: Svc) => {
-      const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(svc), svc);
-      return new Ctor(address, grpc.credentials.createInsecure(), opts);
-    };
-    this.clients = { RuntimeService: make("RuntimeService"), ImageService: make("ImageService"), Crib: make("Crib") };
+    this.socket = socketAddress(endpoint).slice("unix:".length);
+    for (const svc of ["RuntimeService", "ImageService", "Crib"] as const) for (const m of criMethods(svc)) this.methods.set(`${svc}/${m.name}`, m);
   }
 
-  call<S extends Svc, M extends keyof Methods[S] & string>(
-    svc: S,
-    method: M,
-    req: Out<(Methods[S][M] & { req: unknown })["req"]>,
-    opts: { timeoutMs?: number } = {},
-  ): Promise<(Methods[S][M] & { res: unknown })["res"]> {
-    const client = this.clients[svc] as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
-    const fn = client[method];
-    if (!fn) throw new Error(`${svc} has no method ${method}`);
-    const deadline = Date.now() + (opts.timeoutMs ?? this.timeoutMs);
-    return new Promise((resolve, reject) => {
-      fn.call(client, req, new grpc.Metadata(), { deadline }, (err, res) => {
-        if (err) reject(this.error(err, method));
-        else resolve(res as (Methods[S][M] & { res: unknown })["res"]);
-      });
+  call<S extends Svc, M extends keyof Methods[S] & string>(svc: S, method: M, req: Req<S, M>, opts: { timeoutMs?: number } = {}): Promise<Res<S, M>> {
+    let res: Res<S, M> | undefined;
+    let count = 0;
+    const done = this.run(svc, method, req as object, (m) => {
+      res = m as Res<S, M>;
+      count++;
+    }, { timeoutMs: opts.timeoutMs ?? this.timeoutMs });
+    return done.then(() => {
+      if (count !== 1) throw new CriError(GrpcStatus.INTERNAL, count === 0 ? "the server sent no response message" : `the server sent ${count} response messages to a unary call`, method);
+      return res as Res<S, M>;
     });
   }
 
-  /** A server-streaming call: every message, collected until the stream ends. */
+  /** A server-streaming call: every message, until the stream ends (or the signal aborts it). */
   stream<S extends Svc, M extends keyof Methods[S] & string>(
     svc: S,
     method: M,
-    req: Out<(Methods[S][M] & { req: unknown })["req"]>,
-    onMessage: (msg: (Methods[S][M] & { res: unknown })["res"]) => void,
+    req: Req<S, M>,
+    onMessage: (msg: Res<S, M>) => void,
     opts: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<void> {
-    const client = this.clients[svc] as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<unknown>>;
-    const fn = client[method];
-    if (!fn) throw new Error(`${svc} has no method ${method}`);
-    const callOpts: grpc.CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
-    return new Promise((resolve, reject) => {
-      const call = fn.call(client, req, new grpc.Metadata(), callOpts);
-      opts.signal?.addEventListener("abort", () => call.cancel());
-      call.on("data", (m: unknown) => onMessage(m as (Methods[S][M] & { res: unknown })["res"]));
-      call.on("error", (err: grpc.ServiceError) => {
-        if (err.code === grpc.status.CANCELLED && opts.signal?.aborted) resolve();
-        else reject(this.error(err, method));
-      });
-      call.on("end", () => resolve());
-    });
-  }
-
-  private error(err: grpc.ServiceError, method: string): CriError {
-    const details = err.code === grpc.status.UNAVAILABLE ? unavailableDetails(err.details, this.socket) : err.details;
-    return new CriError(err.code, details, method);
+    return this.run(svc, method, req as object, (m) => onMessage(m as Res<S, M>), opts);
   }
 
   close(): void {
-    for (const c of Object.values(this.clients)) c.close();
+    this.session?.close();
+    this.session = undefined;
+  }
+
+  private async run(svc: Svc, method: string, req: object, onMessage: (m: unknown) => void, opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<void> {
+    const m = this.methods.get(`${svc}/${method}`);
+    if (!m) throw new Error(`${svc} has no method ${method}`);
+    const reqCodec = codecFor(m.requestType);
+    const resCodec = codecFor(m.responseType);
+    try {
+      const session = this.connected();
+      await grpcCall(session, m.path, reqCodec.encode(req), (b) => {
+        let msg: unknown;
+        try {
+          msg = resCodec.decode(b);
+        } catch (e) {
+          throw { code: GrpcStatus.INTERNAL, details: `the response did not decode as ${m.responseType}: ${e instanceof Error ? e.message : String(e)}` } satisfies CallFailure;
+        }
+        onMessage(msg);
+      }, opts);
+    } catch (e) {
+      if (!isCallFailure(e)) throw e;
+      // A stream error right as the connection failed: report the connection's reason.
+      const f = this.connectError ?? e;
+      throw new CriError(f.code, f.details, method);
+    }
+  }
+
+  /** The HTTP/2 session, connecting (again, after the daemon went away) if needed. */
+  private connected(): http2.ClientHttp2Session {
+    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    this.connectError = undefined;
+    const session = http2.connect("http://localhost", { createConnection: () => net.connect(this.socket) });
+    session.on("error", (err: Error & { code?: string }) => {
+      if (!session.connecting && this.connectError === undefined && err.code !== "ENOENT" && err.code !== "ECONNREFUSED") return;
+      this.connectError = { code: GrpcStatus.UNAVAILABLE, details: connectDetails(err, this.socket) };
+    });
+    session.on("close", () => {
+      if (this.session === session) this.session = undefined;
+    });
+    session.on("goaway", () => {
+      if (this.session === session) this.session = undefined;
+    });
+    this.session = session;
+    return session;
   }
 }

@@ -1,7 +1,7 @@
 // Output helpers for crib ctl: sizes, durations, tables, and JSON/YAML in crictl's shape.
-import protobuf from "protobufjs";
 import { stringify as toYaml } from "yaml";
-import { criType } from "../protocol/proto.ts";
+import { enumTable, messageTable } from "../protocol/proto.ts";
+import type { FieldEntry } from "../protocol/tables.ts";
 
 export function humanBytes(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -34,24 +34,22 @@ function jsonName(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
-function fieldValue(field: protobuf.Field, v: unknown): unknown {
-  const t = field.resolvedType;
-  if (t instanceof protobuf.Type) return messageJson(t, v as Record<string, unknown>);
-  if (t instanceof protobuf.Enum) return t.valuesById[v as number] ?? v;
+function fieldValue(type: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString(); // 64-bit integers are strings in proto JSON
   if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+  if (typeof v === "object" && v !== null) return messageJson(type, v as Record<string, unknown>);
+  if (typeof v === "number") return enumTable(type)?.[v] ?? v;
   return v;
 }
 
-function messageJson(type: protobuf.Type, v: Record<string, unknown>): Record<string, unknown> {
+function messageJson(typeName: string, v: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const field of type.fieldsArray) {
-    field.resolve();
-    const x = v[field.name];
+  for (const [name, , type, mode] of messageTable(typeName) as FieldEntry[]) {
+    const x = v[name];
     if (x === null || x === undefined) continue; // an unset message field is left out
-    if (field.map) out[jsonName(field.name)] = Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([k, e]) => [k, fieldValue(field, e)]));
-    else if (field.repeated) out[jsonName(field.name)] = (x as unknown[]).map((e) => fieldValue(field, e));
-    else out[jsonName(field.name)] = fieldValue(field, x);
+    if (mode === 2) out[jsonName(name)] = Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([k, e]) => [k, fieldValue(type, e)]));
+    else if (mode === 1) out[jsonName(name)] = (x as unknown[]).map((e) => fieldValue(type, e));
+    else out[jsonName(name)] = fieldValue(type, x);
   }
   return out;
 }
@@ -62,7 +60,7 @@ function messageJson(type: protobuf.Type, v: Record<string, unknown>): Record<st
  * scalars at their defaults included, unset messages left out.
  */
 export function protoJson(typeName: string, value: object): Record<string, unknown> {
-  return messageJson(criType(typeName), value as Record<string, unknown>);
+  return messageJson(typeName, value as Record<string, unknown>);
 }
 
 /** The verbose `info` map of a status answer: JSON values parsed (as crictl shows them), other text kept. */

@@ -3,7 +3,7 @@
 // status in trailers, `grpc-timeout` deadlines, cancellation by RST_STREAM.
 // Services are tables of routes keyed by path ("/runtime.v1.RuntimeService/Version").
 import { H2Connection, headerBlock, type H2Stream, type StreamListener } from "../h2/connection.ts";
-import { GrpcStatus } from "./status.ts";
+import { GrpcStatus } from "../protocol/grpc_status.ts";
 
 /** A call's status other than OK: what the client receives in `grpc-status`/`grpc-message`. */
 export class GrpcError extends Error {

@@ -11,7 +11,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { criMethods, criType, encodeMessage, type CriMethod } from "../../src/protocol/proto.ts";
+import { criMethods, type CriMethod } from "../../src/protocol/proto.ts";
+import { criType, encodeMessage } from "../helpers/protobuf_reference.ts";
 import { ContainerState } from "../../src/protocol/types.ts";
 import { containerConfig, podConfig, runContainer, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, startCrib, shutdownCrib } from "../helpers/daemon.ts";

@@ -11,7 +11,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { join } from "node:path";
 import { HpackDecoder, type HeaderField } from "../../src/h2/hpack.ts";
-import { criType, decodeMessage, encodeMessage, grpcServiceDefinition } from "../../src/protocol/proto.ts";
+import { criType, decodeMessage, encodeMessage, grpcServiceDefinition } from "../helpers/protobuf_reference.ts";
 import { ContainerEventType, NamespaceMode, type ContainerEventResponse, type VersionResponse } from "../../src/protocol/types.ts";
 import { podConfig } from "../helpers/cri.ts";
 import { type CribInstance, shutdownCrib, startCrib } from "../helpers/daemon.ts";

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { criType } from "../../src/protocol/proto.ts";
+import { criType } from "../helpers/protobuf_reference.ts";
 import { ContainerState, PodSandboxState, type ContainerConfig, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { logLines, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, shutdownCrib, startCrib } from "../helpers/daemon.ts";

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CriError } from "../../src/ctl/client.ts";
-import { grpcServiceDefinition } from "../../src/protocol/proto.ts";
+import { grpcServiceDefinition } from "../helpers/protobuf_reference.ts";
 import { ContainerEventType, ContainerState, NamespaceMode, PodSandboxState, type ContainerEventResponse, type Out, type PodSandboxConfig } from "../../src/protocol/types.ts";
 import { containerConfig, criError, podConfig, waitStatus } from "../helpers/cri.ts";
 import { type CribInstance, CRIB_BIN, startCrib, shutdownCrib } from "../helpers/daemon.ts";

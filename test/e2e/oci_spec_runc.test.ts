@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { criType, decodeMessage, encodeMessage } from "../../src/protocol/proto.ts";
+import { criType, decodeMessage, encodeMessage } from "../helpers/protobuf_reference.ts";
 import type { ContainerConfig, PodSandboxConfig } from "../../src/protocol/types.ts";
 import { buildContainerSpec, type ContainerSpecInput } from "../../src/container/spec/build.ts";
 import { parseCapabilityMask, readPermittedCapabilities } from "../../src/container/spec/capabilities.ts";

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GrpcError, GrpcServer, parseTimeout, percentEncode, type Route } from "../../src/grpc/server.ts";
-import { GrpcStatus } from "../../src/grpc/status.ts";
+import { GrpcStatus } from "../../src/protocol/grpc_status.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "crib-grpc-"));
 const socket = join(dir, "g.sock");

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CribError } from "../../src/errors.ts";
 import { setLogSink } from "../../src/log/logger.ts";
-import { criType, decodeMessage, encodeMessage } from "../../src/protocol/proto.ts";
+import { criType, decodeMessage, encodeMessage } from "../helpers/protobuf_reference.ts";
 import type { ContainerConfig, Mount, NamespaceOption, PodSandboxConfig } from "../../src/protocol/types.ts";
 import { MountPropagation, NamespaceMode, SecurityProfile_ProfileType } from "../../src/protocol/types.ts";
 import { ANNOTATIONS, buildContainerSpec, type ContainerSpecInput } from "../../src/container/spec/build.ts";

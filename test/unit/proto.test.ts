@@ -1,9 +1,9 @@
-// The definitions the daemon loads (generated from proto/api.proto; cri_types.test.ts
+// The definitions (proto/api.proto, the source of the generated codecs; protocol_generated.test.ts
 // checks they are current) must match the CRI runtime.v1 wire contract (cri-api
 // v0.36): service methods, stream markers and field numbers the kubelet relies on.
 import { describe, expect, test } from "bun:test";
 import protobuf from "protobufjs";
-import { criRoot } from "../../src/protocol/proto.ts";
+import { criRoot } from "../helpers/protobuf_reference.ts";
 
 const root = criRoot();
 

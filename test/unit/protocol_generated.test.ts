@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateCriDescriptor, generateCriTypes, PROTO_FILES } from "../../build/gen_protocol.ts";
+import { generateCriTypes, generateMessageTables, PROTO_FILES } from "../../build/gen_protocol.ts";
 import { criMethods } from "../../src/protocol/proto.ts";
 
 const top = join(import.meta.dir, "../..");
@@ -12,9 +12,9 @@ test("src/protocol/types.ts is generated from the current proto files", () => {
   expect(current).toBe(generateCriTypes(protos));
 });
 
-test("src/protocol/descriptor.json, which the daemon loads, is generated from the current proto files", () => {
+test("src/protocol/messages.ts, the tables the codecs walk, is generated from the current proto files", () => {
   const protos = PROTO_FILES.map((f) => readFileSync(join(top, f), "utf8"));
-  expect(readFileSync(join(top, "src/protocol/descriptor.json"), "utf8")).toBe(generateCriDescriptor(protos));
+  expect(readFileSync(join(top, "src/protocol/messages.ts"), "utf8")).toBe(generateMessageTables(protos));
 });
 
 test("the embedded proto yields both services", () => {
