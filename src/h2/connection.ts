@@ -48,8 +48,12 @@ const MAX_CONTINUATIONS = 256;
  * largest request (16 MiB) flows without waiting for a WINDOW_UPDATE.
  */
 const RECEIVE_WINDOW = 16 * 1024 * 1024 + 1024;
-/** Response octets a stream queues, past the client's window, before write() says stop. */
-const QUEUE_HIGH_WATER = 64 * 1024;
+/**
+ * Response octets a stream queues, past the client's window, before write() says stop.
+ * About what grpc-js's streams held (16 messages) for the kubelet's event sizes: a client
+ * reading through 64 KiB windows must not look stalled while a few big events drain.
+ */
+const QUEUE_HIGH_WATER = 1024 * 1024;
 
 /** Our SETTINGS, sent first on every connection. */
 const SERVER_PREFACE = Buffer.concat([

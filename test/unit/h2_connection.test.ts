@@ -126,16 +126,16 @@ describe("HTTP/2 server connection", () => {
     expect(out[1]!.payload.length).toBe(20);
   });
 
-  test("write() says false once earlier writes still wait for the client's window", async () => {
+  test("write() says false once over 1 MiB of earlier writes still waits for the client's window", async () => {
     const h = harness();
     open(h.conn, [[Setting.INITIAL_WINDOW_SIZE, 1000]]);
     h.conn.receive(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, request("/watch")));
     const s = h.streams[0]!;
     s.respond(headerBlock([[":status", "200"]]));
-    expect(s.write(Buffer.alloc(200_000))).toBe(true); // one large message alone is not a stalled client
+    expect(s.write(Buffer.alloc(2_000_000))).toBe(true); // one large message alone is not a stalled client
     expect(s.write(Buffer.alloc(10))).toBe(false);
-    h.conn.receive(frame(FrameType.WINDOW_UPDATE, 0, 1, uint32Payload(300_000)));
-    h.conn.receive(frame(FrameType.WINDOW_UPDATE, 0, 0, uint32Payload(300_000)));
+    h.conn.receive(frame(FrameType.WINDOW_UPDATE, 0, 1, uint32Payload(2_100_000)));
+    h.conn.receive(frame(FrameType.WINDOW_UPDATE, 0, 0, uint32Payload(2_100_000)));
     expect(s.write(Buffer.alloc(10))).toBe(true);
   });
 
