@@ -544,7 +544,8 @@ describe("endpoints, challenges and credentials (pure)", () => {
     expect(parseChallenges('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"')).toEqual([
       { scheme: "bearer", params: { realm: "https://auth.example/token", service: "registry.example", scope: "repository:a/b:pull" } },
     ]);
-    expect(parseChallenges(['Basic realm="x"', 'Bearer realm="y", error="insufficient_scope"'])).toEqual([
+    // Two WWW-Authenticate headers arrive joined by ", ", as HTTP allows.
+    expect(parseChallenges('Basic realm="x", Bearer realm="y", error="insufficient_scope"')).toEqual([
       { scheme: "basic", params: { realm: "x" } },
       { scheme: "bearer", params: { realm: "y", error: "insufficient_scope" } },
     ]);

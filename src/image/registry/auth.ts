@@ -63,51 +63,50 @@ export interface Challenge {
   params: Record<string, string>;
 }
 
-/** Parse WWW-Authenticate header(s) into challenges (scheme lowercased). */
-export function parseChallenges(header: string | string[] | undefined): Challenge[] {
+/** Parse a WWW-Authenticate value (several headers arrive joined by ", ") into challenges (scheme lowercased). */
+export function parseChallenges(header: string | undefined): Challenge[] {
   if (header === undefined) return [];
   const out: Challenge[] = [];
-  for (const h of Array.isArray(header) ? header : [header]) {
-    let i = 0;
-    let current: Challenge | undefined;
-    const skipSpace = () => {
-      while (i < h.length && (h[i] === " " || h[i] === "\t" || h[i] === ",")) i++;
-    };
-    const readToken = () => {
-      const start = i;
-      while (i < h.length && !/[\s,=]/.test(h[i]!)) i++;
-      return h.slice(start, i);
-    };
-    while (i < h.length) {
-      skipSpace();
-      if (i >= h.length) break;
-      const token = readToken();
-      let j = i;
-      while (j < h.length && (h[j] === " " || h[j] === "\t")) j++;
-      if (h[j] === "=" && current) {
-        i = j + 1;
-        while (i < h.length && (h[i] === " " || h[i] === "\t")) i++;
-        let value = "";
-        if (h[i] === '"') {
-          i++;
-          while (i < h.length && h[i] !== '"') {
-            if (h[i] === "\\" && i + 1 < h.length) i++;
-            value += h[i];
-            i++;
-          }
-          i++;
-        } else {
-          const start = i;
-          while (i < h.length && h[i] !== ",") i++;
-          value = h.slice(start, i).trim();
-        }
-        current.params[token.toLowerCase()] = value;
-      } else if (token !== "") {
-        current = { scheme: token.toLowerCase(), params: {} };
-        out.push(current);
-      } else {
+  const h = header;
+  let i = 0;
+  let current: Challenge | undefined;
+  const skipSpace = () => {
+    while (i < h.length && (h[i] === " " || h[i] === "\t" || h[i] === ",")) i++;
+  };
+  const readToken = () => {
+    const start = i;
+    while (i < h.length && !/[\s,=]/.test(h[i]!)) i++;
+    return h.slice(start, i);
+  };
+  while (i < h.length) {
+    skipSpace();
+    if (i >= h.length) break;
+    const token = readToken();
+    let j = i;
+    while (j < h.length && (h[j] === " " || h[j] === "\t")) j++;
+    if (h[j] === "=" && current) {
+      i = j + 1;
+      while (i < h.length && (h[i] === " " || h[i] === "\t")) i++;
+      let value = "";
+      if (h[i] === '"') {
         i++;
+        while (i < h.length && h[i] !== '"') {
+          if (h[i] === "\\" && i + 1 < h.length) i++;
+          value += h[i];
+          i++;
+        }
+        i++;
+      } else {
+        const start = i;
+        while (i < h.length && h[i] !== ",") i++;
+        value = h.slice(start, i).trim();
       }
+      current.params[token.toLowerCase()] = value;
+    } else if (token !== "") {
+      current = { scheme: token.toLowerCase(), params: {} };
+      out.push(current);
+    } else {
+      i++;
     }
   }
   return out;
@@ -162,7 +161,7 @@ export class Authorizer {
     ep: Endpoint,
     scope: string,
     creds: Credentials | undefined,
-    wwwAuthenticate: string | string[] | undefined,
+    wwwAuthenticate: string | undefined,
     signal?: AbortSignal,
   ): Promise<string | undefined> {
     const all = parseChallenges(wwwAuthenticate);
