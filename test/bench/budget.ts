@@ -6,8 +6,10 @@
 // The figures come from the other benchmarks' measurement functions (footprint.ts:
 // start-up and idle memory; pull.ts: measurePulls; pods.ts: measurePods); this file
 // adds what none of them measured: unary RPC latency through one kubelet-like client
-// (test/go/criunary, grpc-go; grpc-js if Go is missing) and the zstd -19 download size.
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+// (test/go/criunary, grpc-go; grpc-js if Go is missing), the zstd -19 download size,
+// and Bun's floor: what a compiled Bun program that only listens costs by itself.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
@@ -17,7 +19,7 @@ import { CONTAINERD_FILES, measureStartup } from "./footprint.ts";
 import { measurePods, perPodMemory } from "./pods.ts";
 import { measurePulls } from "./pull.ts";
 import type { BenchContext, Benchmark } from "./run.ts";
-import { fmt, median, summarize, type Table } from "./stats.ts";
+import { fmt, median, readProcStatus, readSmapsRollup, summarize, type Table } from "./stats.ts";
 
 const DEFAULT_STARTUP_RUNS = 7;
 const DEFAULT_PULL_RUNS = 5;
@@ -29,7 +31,7 @@ const UNARY_CALLS = 5000;
 const UNARY_WARMUP = 500;
 const UNARY_ROUNDS = 3;
 const GO_CLIENT_DIR = join(import.meta.dir, "../go/criunary");
-/** The compiled Go client and zstd sizes survive between runs here. */
+/** The compiled Go client, Bun's floor program and zstd sizes survive between runs here. */
 const CACHE_DIR = join(tmpdir(), "crib-bench-cache");
 
 type Runtime = "crib" | "containerd";
@@ -98,6 +100,110 @@ async function downloadSizes(ctx: BenchContext): Promise<{ crib: { raw: number; 
     return { raw, zstd };
   };
   return { crib: await sum([requireBinary()]), containerd: await sum(CONTAINERD_FILES) };
+}
+
+// ---- Bun's floor ----
+
+/** The floor program: listens on the unix socket argv[2] names, writes one byte to each connection and closes it. */
+const FLOOR_SOURCE = `Bun.listen({ unix: process.argv[2], socket: { open(s) { s.end("."); }, data() {} } });\n`;
+/** crib's build flags (build/compile.ts) without its defines, --splitting (one entry) and bytecode-order profile. */
+const FLOOR_FLAGS = ["--compile", "--minify-syntax", "--minify-whitespace", "--bytecode", "--format", "esm", "--compile-jit-policy=64"];
+/** As footprint.ts reads crib: the socket polled every 5 ms, idle memory 3 s after the last start answered. */
+const FLOOR_POLL_MS = 5;
+const FLOOR_SETTLE_MS = 3000;
+
+interface FloorFigures {
+  ms: number[];
+  rssKiB?: number;
+  anonKiB?: number;
+  raw: number;
+  zstd: number;
+}
+
+/** Compiles the floor program with this Bun (the one `npm run bench` builds crib with), once per Bun and source. */
+function floorBinary(ctx: BenchContext): string {
+  const key = Bun.hash(`${Bun.revision}\0${FLOOR_FLAGS.join(" ")}\0${FLOOR_SOURCE}`).toString(16);
+  const bin = join(CACHE_DIR, `bun-floor-${key}`);
+  if (existsSync(bin)) return bin;
+  ctx.log(`budget: compiling Bun's floor program (Bun ${Bun.version})`);
+  mkdirSync(CACHE_DIR, { recursive: true });
+  const dir = mkdtempSync(join(CACHE_DIR, "bun-floor-build-"));
+  try {
+    writeFileSync(join(dir, "floor.js"), FLOOR_SOURCE);
+    // cwd: bun build --compile leaves a temporary .bun-build file in it while it works.
+    const r = Bun.spawnSync([process.execPath, "build", ...FLOOR_FLAGS, "--outfile", join(dir, "floor"), join(dir, "floor.js")], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`bun build of the floor program failed:\n${r.stderr.toString()}`);
+    renameSync(join(dir, "floor"), bin);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return bin;
+}
+
+/** One probe: connect to `socket` and wait up to 1 s for the floor program's byte. */
+function floorAnswers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(socket);
+    c.setTimeout(1000, () => c.destroy());
+    c.once("data", () => {
+      resolve(true);
+      c.destroy();
+    });
+    c.once("error", () => undefined); // "close" follows
+    c.once("close", () => resolve(false));
+  });
+}
+
+/** Spawns the floor program on `socket` and times it to the first answered probe. */
+async function floorStart(bin: string, socket: string): Promise<{ proc: Bun.Subprocess; ms: number }> {
+  rmSync(socket, { force: true }); // a killed listener leaves its socket file behind: listen would fail with EADDRINUSE
+  const t0 = performance.now();
+  const proc = Bun.spawn([bin, socket], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  for (;;) {
+    if (existsSync(socket) && (await floorAnswers(socket))) return { proc, ms: performance.now() - t0 };
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`Bun's floor program exited (${proc.exitCode ?? proc.signalCode}) before answering`);
+    if (performance.now() - t0 > 30_000) {
+      proc.kill("SIGKILL");
+      throw new Error("Bun's floor program did not answer within 30 s");
+    }
+    await Bun.sleep(FLOOR_POLL_MS);
+  }
+}
+
+/** The floor program's start-ups (`runs` after an untimed one, as crib's), idle memory after the last, and its size. */
+async function measureBunFloor(ctx: BenchContext, runs: number): Promise<FloorFigures> {
+  const bin = floorBinary(ctx);
+  ctx.log(`budget: ${runs} starts of Bun's floor program`);
+  const dir = mkdtempSync(join(tmpdir(), "crib-bench-floor-"));
+  const socket = join(dir, "floor.sock");
+  let live: Bun.Subprocess | undefined;
+  const release = async () => {
+    live?.kill("SIGKILL");
+    await live?.exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const untrack = ctx.track("Bun floor program", release);
+  const out: FloorFigures = { ms: [], raw: statSync(bin).size, zstd: 0 };
+  try {
+    for (let i = 0; i <= runs; i++) {
+      const s = await floorStart(bin, socket);
+      live = s.proc;
+      if (i > 0) out.ms.push(s.ms);
+      if (i === runs) {
+        await Bun.sleep(FLOOR_SETTLE_MS);
+        out.rssKiB = readSmapsRollup(s.proc.pid)?.rss;
+        out.anonKiB = readProcStatus(s.proc.pid)?.rssAnon;
+      }
+      s.proc.kill("SIGTERM");
+      await s.proc.exited;
+      live = undefined;
+    }
+  } finally {
+    await release();
+    untrack();
+  }
+  out.zstd = await zstd19Bytes(bin);
+  return out;
 }
 
 // ---- unary latency ----
@@ -248,6 +354,7 @@ export const budgetBenchmark: Benchmark = {
 
     const size = await downloadSizes(ctx);
     const startup = await measureStartup(ctx, startupRuns);
+    const floor = await measureBunFloor(ctx, startupRuns);
     const unary = await measureUnary(ctx);
     const warmPull = await measurePulls(ctx, { mode: "warm-defaults", runs: pullRuns });
     const freshPull = await measurePulls(ctx, { mode: "fresh-syncfs-off", runs: pullRuns });
@@ -268,13 +375,17 @@ export const budgetBenchmark: Benchmark = {
       { figure: "idle daemon RSS, MiB (3 s after start-up)", crib: mibOf(startup.crib.rssKiB), containerd: mibOf(startup.containerd.rssKiB), digits: 1, target: { kind: "ratio", max: 0.8 } },
       { figure: "  of it RssAnon, MiB", crib: mibOf(startup.crib.anonKiB), containerd: mibOf(startup.containerd.anonKiB), digits: 1, target: { kind: "reported" } },
       { figure: "  PSS, MiB", crib: mibOf(startup.crib.pssKiB), containerd: mibOf(startup.containerd.pssKiB), digits: 1, target: { kind: "reported" } },
+      { figure: "  Bun floor: a compiled listener, MiB", crib: mibOf(floor.rssKiB), containerd: undefined, digits: 1, target: { kind: "reported" } },
+      { figure: "  Bun floor: of it RssAnon, MiB", crib: mibOf(floor.anonKiB), containerd: undefined, digits: 1, target: { kind: "reported" } },
       { figure: "monitor idle USS, MiB", crib: mibOf(monitorUssKiB), containerd: undefined, digits: 1, target: { kind: "absolute", max: 9, unit: "MiB" } },
       { figure: "start-up to serving socket, ms (median)", crib: median(startup.crib.ms), containerd: median(startup.containerd.ms), digits: 0, target: { kind: "ratio", max: 0.5 } },
+      { figure: "  Bun floor: spawn to first answer, ms (median)", crib: median(floor.ms), containerd: undefined, digits: 0, target: { kind: "reported" } },
       { figure: "unary Version, µs (median)", crib: u("crib", "version"), containerd: u("containerd", "version"), digits: 0, target: { kind: "ratio", max: 0.8 } },
       { figure: "unary ListPodSandbox (0 pods), µs (median)", crib: u("crib", "list"), containerd: u("containerd", "list"), digits: 0, target: { kind: "ratio", max: 0.8 } },
       { figure: "cold pull 60 MB/5 layers, warm daemons, defaults, ms", crib: median(warmPull.crib), containerd: median(warmPull.containerd), digits: 0, target: { kind: "ratio", max: 0.6 } },
       { figure: "  same, fresh daemon per pull, crib syncFs off, ms", crib: median(freshPull.crib), containerd: median(freshPull.containerd), digits: 0, target: { kind: "reported" } },
       { figure: "download size, zstd -19, MB", crib: size.crib.zstd / 1e6, containerd: size.containerd.zstd / 1e6, digits: 1, target: { kind: "absolute", max: 42.5, unit: "MB" } },
+      { figure: "  Bun floor: a compiled listener, MB", crib: floor.zstd / 1e6, containerd: undefined, digits: 1, target: { kind: "reported" } },
       { figure: "pod start (run+create+start), ms (median)", crib: median(podStart.crib), containerd: median(podStart.containerd), digits: 1, target: { kind: "ratio", max: 0.4 } },
       { figure: "pod teardown, ms (median)", crib: median(podTeardown.crib), containerd: median(podTeardown.containerd), digits: 1, target: { kind: "ratio", max: 0.3 } },
     ];
@@ -289,6 +400,8 @@ export const budgetBenchmark: Benchmark = {
       `pull fresh: a new daemon per pull (crib syncFs off, as containerd 1.6); crib ${spread(freshPull.crib)}, containerd ${spread(freshPull.containerd)} ms`,
       `download: dist/crib raw ${fmt(size.crib.raw / 1e6, 1)} MB; containerd + containerd-shim-runc-v2 raw ${fmt(size.containerd.raw / 1e6, 1)} MB (runc, needed by both, not counted); zstd -19 -T2; MB = 10^6 bytes`,
       `pods: ${podRuns} start + teardown cycles each, host network, image pulled; start crib ${spread(podStart.crib, 1)}, containerd ${spread(podStart.containerd, 1)} ms; teardown crib ${spread(podTeardown.crib, 1)}, containerd ${spread(podTeardown.containerd, 1)} ms`,
+      `Bun floor (crib column): \`${FLOOR_SOURCE.trim()}\` compiled by Bun ${Bun.version} with crib's flags (${FLOOR_FLAGS.join(" ")}; no bytecode-order profile), raw ${fmt(floor.raw / 1e6, 1)} MB;`,
+      `  start-up: ${startupRuns} starts after an untimed one, spawn to the first connect that reads its byte (crib's probe is a gRPC Version call, a new HTTP/2 client per try), polled every ${FLOOR_POLL_MS} ms: ${spread(floor.ms)} ms; idle memory ${FLOOR_SETTLE_MS / 1000} s after the last start`,
       `monitor: \`crib monitor\`'s private memory (USS) with no pod, after ${MONITOR_PODS} pods ran and were removed; containerd has no such process (its shims are per pod)`,
     ];
     return [

@@ -51,7 +51,7 @@ describe("registry transport", () => {
     const packed = gzipSync(Buffer.from("layer bytes"));
     const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(packed, { headers: { "content-encoding": "gzip" } }) });
     servers.push(s);
-    const res = await new HttpTransport().send(request(s.port));
+    const res = await new HttpTransport().send(request(s.port ?? 0));
     expect(Buffer.from(await readBody(res, 1000, "body")).equals(packed)).toBe(true);
   });
 
