@@ -1,7 +1,6 @@
 // Containers: rootfs, OCI spec, and the monitor that runs them under runc.
 // The daemon holds no container: the monitor does, and reports exits here.
 import type { Database } from "bun:sqlite";
-import { randomBytes } from "node:crypto";
 import { closeSync, constants, openSync } from "node:fs";
 import { chmod, mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
@@ -28,6 +27,7 @@ import { handlerFeatures } from "./runtime_features.ts";
 import { buildContainerSpec } from "./spec/build.ts";
 import { resolveUser, secureJoin } from "./spec/user.ts";
 import { runcUpdate } from "./runc_update.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 const logger = log.with({ component: "container" });
 
@@ -102,7 +102,7 @@ export class ContainerService {
     // A policy tightened since the pull applies to images already on the node.
     this.images.assertAllowed(image);
     const imageConfig = await this.images.imageConfig(image);
-    const id = randomBytes(32).toString("hex");
+    const id = randomHex(32);
     const logPath = pod.config.log_directory && config.log_path ? join(pod.config.log_directory, config.log_path) : "";
     if (logPath && !isAbsolute(logPath)) throw invalidArgument(`CreateContainer: log path ${logPath} is not absolute`);
     const userns = await this.podUserNamespace(pod);

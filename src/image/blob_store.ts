@@ -5,7 +5,6 @@
 // (digest and exact size), renamed into place and the directory fsynced. A
 // .partial left by a killed process is resumed from its length (its bytes are
 // hashed again first). The same blob asked for twice at once is fetched once.
-import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { CribError, deadlineExceeded, errnoCode, errorMessage, failedPrecondition, internal, notFound, registryUnavailable, resourceExhausted } from "../errors.ts";
@@ -13,6 +12,7 @@ import { log } from "../log/logger.ts";
 import { fsyncDir } from "../storage/durable.ts";
 import { unlessAborted } from "../util/abortable.ts";
 import { digestOf, Hasher, parseDigest, type Digest } from "./digest.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 const logger = log.with({ component: "blob-store" });
 
@@ -119,7 +119,7 @@ export class BlobStore {
     const final = this.path(digest);
     if (await this.has(digest)) return final;
     await this.dirs(d);
-    const tmp = join(this.ingestDir(), `${d.hex}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
+    const tmp = join(this.ingestDir(), `${d.hex}.${process.pid}-${randomHex(4)}.tmp`);
     const fh = await open(tmp, "w", 0o644);
     try {
       await writeAll(fh, bytes);

@@ -14,6 +14,7 @@ import { Reaper } from "./reaper.ts";
 import { runcCreate, runcDelete, runcKill, runcStart, runcState, runtimeName } from "./runc.ts";
 import { readState, type PersistedContainer } from "./state_store.ts";
 import type { StreamName } from "./cri_log.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 export type ExitListener = (id: string, exit: ExitInfo) => void;
 
@@ -219,7 +220,7 @@ export class Monitor {
         // runc hands the pty master over the console socket; the monitor keeps it,
         // reads it as the container's only output stream and writes stdin into it.
         // (The socket lives in the state dir: container dirs are too deep for sun_path.)
-        consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}.sock`);
+        consoleSock = ConsoleSocket.listen(`${this.stateDir}/console-${randomHex(6)}.sock`);
         await runcCreate(req.runtime, req.id, req.bundle, pidFile, `${dir}/runc.log`, { stdin: "ignore", stdout: "ignore", stderr: "ignore" }, consoleSock.path);
         const term = await consoleSock.receive({ timeoutMs: CONSOLE_WAIT_MS }).catch((err: unknown) => {
           throw internal(`${runtimeName(req.runtime)} create of TTY container ${req.id} sent no terminal: ${errorMessage(err)}`, err);

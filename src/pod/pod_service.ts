@@ -1,6 +1,5 @@
 // Pod sandboxes: state dirs, pinned namespaces, pod files, sysctls, records.
 // Networking beyond loopback (CNI) hooks in at run/stop.
-import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { writeFileSync } from "node:fs";
 import { hostname as nodeHostname } from "node:os";
@@ -20,6 +19,7 @@ import { podUserNamespace } from "./userns_mapping.ts";
 import { writePodFiles, type PodFiles } from "./pod_files.ts";
 import { killPauseFor, startPidInfra, stopPidInfra } from "./pid_infra.ts";
 import { PodStore, type PodNamespaces, type PodRecord } from "./pod_store.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 const logger = log.with({ component: "pod" });
 
@@ -128,7 +128,7 @@ export class PodService {
       if ((need === "net" && hostNet) || (need === "ipc" && hostIpc)) throw invalidArgument(`RunPodSandbox: sysctl "${name}" cannot be set in a pod that uses the host's ${need} namespace`);
     }
 
-    const id = randomBytes(32).toString("hex");
+    const id = randomHex(32);
     const dir = this.podDir(id);
     await mkdir(dir, { recursive: true, mode: 0o711 });
     const kinds: PinnedKind[] = [...(hostNet ? [] : (["net", "uts"] as const)), ...(hostIpc ? [] : (["ipc"] as const))];

@@ -9,7 +9,6 @@
 // an entry of this layer (or is a directory) fails the whole apply with a CribError
 // naming the entry.
 
-import { createHash } from "node:crypto";
 import { CribError, errnoCode, errorMessage, internal, invalidArgument, permissionDenied, resourceExhausted } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
 import { decompressStream, readahead, type ByteSource, type Compression } from "./decompress.ts";
@@ -47,7 +46,7 @@ const YIELD_EVERY_MS = 4;
 /** Counts and hashes the uncompressed bytes as they pass; enforces maxBytes and the signal. */
 class Meter {
   bytes = 0;
-  private readonly hash = createHash("sha256");
+  private readonly hash = new Bun.CryptoHasher("sha256");
   /** An error of the source (network, abort): passed on as it is. */
   upstreamError: unknown = undefined;
 
