@@ -29,6 +29,21 @@ export function readProcStat(pid: number): ProcStat | undefined {
   return { state, ppid, startTime };
 }
 
+/**
+ * Whether `pid` is PID 1 of its own PID namespace (the last NSpid of /proc/<pid>/status):
+ * when it dies the kernel kills every other process in that namespace.
+ */
+export function isPidNamespaceInit(pid: number): boolean {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return false;
+  }
+  const ids = /^NSpid:\s*(.*)$/m.exec(text)?.[1]?.trim().split(/\s+/);
+  return ids !== undefined && ids.length > 1 && ids[ids.length - 1] === "1";
+}
+
 /** Whether `pid` still names the process that started at `startTime` and has not exited. */
 export function isAlive(pid: number, startTime: string | undefined): boolean {
   const st = readProcStat(pid);

@@ -103,12 +103,10 @@ export class ContainerFsStore {
 
   /** Unmount and delete everything of the container; idempotent. */
   async remove(id: string): Promise<void> {
-    const p = this.paths(id);
-    await this.unmount(p.rootfs);
-    // Never let the rm below walk into a volume (or a layer) still mounted there.
+    // The rootfs and any volume still mounted there are below the state dir: never let
+    // the rm below walk into them.
     await unmountUnder(join(this.state, "containers", id));
-    await rm(join(this.state, "containers", id), { recursive: true, force: true });
-    await rm(join(this.root, "containers", id), { recursive: true, force: true });
+    await Promise.all([rm(join(this.state, "containers", id), { recursive: true, force: true }), rm(join(this.root, "containers", id), { recursive: true, force: true })]);
   }
 }
 

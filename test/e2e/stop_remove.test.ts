@@ -35,6 +35,19 @@ afterAll(async () => {
   await reg?.stop();
 });
 
+/** Host processes running `sleep <tag>`. */
+function sleepers(tag: string): number {
+  let n = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^[0-9]+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${tag}\0`) n++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+}
+
 function mountsOf(podId: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(podId));
 }
@@ -118,6 +131,26 @@ describe("Stop* and Remove* succeed when the object is gone or already stopped",
     expect((await criError(crib.client.call("RuntimeService", "ContainerStatus", { container_id: id, verbose: false }))).code).toBe(status.NOT_FOUND);
     await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
   });
+
+  // The monitor signals a container's init with kill(2) where that equals `runc kill`
+  // (its own PID namespace: SIGKILL of PID 1 ends the namespace) and through runc
+  // otherwise (a pod-shared PID namespace: runc kill --all). Either way nothing is left.
+  for (const shared of [false, true]) {
+    test(`StopContainer ends every process of the container (${shared ? "pod-shared PID namespace, through runc" : "own PID namespace, kill(2)"})`, async () => {
+      const tag = shared ? "100102" : "100101";
+      const pod = podConfig(shared ? "killshared" : "killown", shared ? { linux: { cgroup_parent: "", security_context: { namespace_options: { network: 0, pid: 0, ipc: 0 } } } } : {});
+      const { podId, id } = await runContainer(crib.client, pod, containerConfig("tree", image.ref, ["sh", "-c", `sleep ${tag} & sleep ${tag} & exec sleep ${tag}`]));
+      await waitStatus(crib.client, id, (s) => s.state === ContainerState.CONTAINER_RUNNING);
+      for (let i = 0; i < 100 && sleepers(tag) < 3; i++) await Bun.sleep(20);
+      expect(sleepers(tag)).toBe(3);
+      await crib.client.call("RuntimeService", "StopContainer", { container_id: id, timeout: 0n });
+      expect((await statusOf(crib.client, id))?.state).toBe(ContainerState.CONTAINER_EXITED);
+      for (let i = 0; i < 100 && sleepers(tag) > 0; i++) await Bun.sleep(20);
+      expect(sleepers(tag)).toBe(0);
+      await crib.client.call("RuntimeService", "RemoveContainer", { container_id: id });
+      await crib.client.call("RuntimeService", "RemovePodSandbox", { pod_sandbox_id: podId });
+    });
+  }
 
   test("a pod: removed, then stopped and removed again; its containers' Stop/Remove succeed too", async () => {
     const { podId, id } = await runContainer(crib.client, podConfig("gone"), containerConfig("sleep", image.ref, ["sleep", "100000"]));
