@@ -30,6 +30,8 @@ export class Monitor {
   private readonly containers = new Map<string, Container>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly exitListeners = new Set<ExitListener>();
+  /** Runtime deletes started at exit: true once runc forgot the container. */
+  private readonly runtimeDeletes = new Map<string, Promise<boolean>>();
   private creating = 0;
   private inflight = 0;
   private draining = false;
@@ -103,6 +105,20 @@ export class Monitor {
         this.log.error("exit listener failed", { err: errorMessage(err) });
       }
     }
+    // The runtime's delete (a runc run, ~6 ms) starts now, as containerd deletes a task
+    // on its exit, rather than on the critical path of RemoveContainer, which awaits it.
+    // The exit is on disk already; a delete that fails here is tried again there.
+    const rt = c.st.runtime;
+    this.runtimeDeletes.set(
+      c.id,
+      runcDelete(rt, c.id).then(
+        () => true,
+        (err: unknown) => {
+          this.log.warn("deleting an exited container from the runtime failed; RemoveContainer tries again", { container: c.id, err: errorMessage(err) });
+          return false;
+        },
+      ),
+    );
   }
 
   // --- recovery -----------------------------------------------------------------------
@@ -365,7 +381,9 @@ export class Monitor {
         rmSync(dir, { recursive: true, force: true });
         return;
       }
-      await runcDelete(c.st.runtime, id);
+      const early = this.runtimeDeletes.get(id);
+      if (!(await early)) await runcDelete(c.st.runtime, id);
+      this.runtimeDeletes.delete(id);
       c.deleted = true;
       this.containers.delete(id);
       await c.release();
