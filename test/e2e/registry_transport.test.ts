@@ -55,6 +55,28 @@ describe("registry transport", () => {
     expect(Buffer.from(await readBody(res, 1000, "body")).equals(packed)).toBe(true);
   });
 
+  test("HTTP_PROXY is used, except for loopback registries (as Go's ProxyFromEnvironment)", async () => {
+    const seen: string[] = [];
+    const proxy = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (seen.push(req.url), new Response("via proxy")) });
+    const direct = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("direct") });
+    servers.push(proxy, direct);
+    const saved = { http_proxy: process.env.http_proxy, HTTP_PROXY: process.env.HTTP_PROXY };
+    process.env.http_proxy = process.env.HTTP_PROXY = `http://127.0.0.1:${proxy.port}`;
+    try {
+      const t = new HttpTransport({ retryDelaysMs: [] });
+      const text = async (url: string) => new TextDecoder().decode(await readBody(await t.send({ ...request(0), url: new URL(url) }), 1000, "body"));
+      expect(await text(`http://127.0.0.1:${direct.port}/v2/`)).toBe("direct");
+      expect(await text(`http://localhost:${direct.port}/v2/`)).toBe("direct");
+      expect(await text("http://registry.example/v2/")).toBe("via proxy");
+      expect(seen).toEqual(["http://registry.example/v2/"]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   test("a caller's abort wins over everything, and is what the caller gets", async () => {
     const port = rawServer(undefined);
     const ctl = new AbortController();

@@ -8,11 +8,12 @@
 // takes TLS options per request, and costs nothing to load; the undici package it
 // replaced was over half of the JavaScript in the binary (~1.7 MB of the zstd
 // download) and ~8 MiB once loaded. Bun's fetch also honours HTTP(S)_PROXY/NO_PROXY,
-// as containerd's and CRI-O's Go clients do.
+// as containerd's and CRI-O's Go clients do (loopback hosts excepted, as there).
 import { readFileSync } from "node:fs";
 import type { RegistryTLS } from "../../config/config.ts";
 import { CribError, errnoCode, errorMessage, failedPrecondition, registryUnavailable, resourceExhausted } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
+import { isLoopbackHost } from "./hosts.ts";
 
 const logger = log.with({ component: "registry" });
 
@@ -123,7 +124,9 @@ interface FetchTLS {
 }
 
 /** RequestInit with Bun's extensions that we use. */
-interface BunRequestInit extends RequestInit {
+interface BunRequestInit extends Omit<RequestInit, "proxy"> {
+  /** false: straight to the host, whatever HTTP(S)_PROXY says. */
+  proxy?: false;
   tls?: FetchTLS;
   /** false: hand over the bytes as sent (a gzip layer must keep its digest). */
   decompress?: boolean;
@@ -198,6 +201,9 @@ export class HttpTransport {
         decompress: false,
         timeout: false,
         tls: this.tlsFor(req.tls),
+        // A loopback registry is never reached through a proxy (Go's ProxyFromEnvironment,
+        // and so containerd and CRI-O, make the same exception); Bun's fetch would.
+        ...(isLoopbackHost(url.host) ? { proxy: false as const } : {}),
       };
       res = await fetch(url, init);
     } catch (e) {
