@@ -6,7 +6,7 @@
 //
 // Bun's fetch runs the HTTP client on its own native thread with a keep-alive pool,
 // takes TLS options per request, and costs nothing to load; the undici package it
-// replaced was over half of the JavaScript in the binary (~1.7 MB of the zstd
+// replaced was over half of the JavaScript in the binary (~0.9 MB of the zstd
 // download) and ~8 MiB once loaded. Bun's fetch also honours HTTP(S)_PROXY/NO_PROXY,
 // as containerd's and CRI-O's Go clients do (loopback hosts excepted, as there).
 import { readFileSync } from "node:fs";
