@@ -13,6 +13,7 @@
 
 import type { ZlibOptions } from "node:zlib";
 import { errorMessage, invalidArgument } from "../../errors.ts";
+import { readerChunks } from "../../util/reader_chunks.ts";
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -135,24 +136,9 @@ async function* webDecompress(input: AsyncIterable<Uint8Array>, format: "zstd" |
     size: (chunk) => chunk?.byteLength ?? 0,
   });
   const reader = src.pipeThrough(ds).pipeThrough(buffer).getReader();
-  let finished = false;
   try {
-    for (;;) {
-      let r: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        r = await reader.read();
-      } catch (err) {
-        finished = true;
-        throw tap.translate(err, format);
-      }
-      if (r.done) {
-        finished = true;
-        return;
-      }
-      yield r.value;
-    }
+    yield* readerChunks<Uint8Array>(reader, (err) => tap.translate(err, format));
   } finally {
-    if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
 }

@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import type { RegistryTLS } from "../../config/config.ts";
 import { CribError, errnoCode, errorMessage, failedPrecondition, registryUnavailable, resourceExhausted } from "../../errors.ts";
 import { log } from "../../log/logger.ts";
+import { readerChunks } from "../../util/reader_chunks.ts";
 import { isLoopbackHost } from "./hosts.ts";
 
 const logger = log.with({ component: "registry" });
@@ -230,28 +231,15 @@ export class HttpTransport {
         const r = open();
         if (!r) return done();
         const silence = setTimeout(expire(`no data for ${bodyTimeoutMs / 1000}s`), bodyTimeoutMs);
-        let finished = false;
         try {
-          for (;;) {
-            let chunk: Awaited<ReturnType<typeof r.read>>;
-            try {
-              chunk = await r.read();
-            } catch (e) {
-              finished = true;
-              return fail(e);
-            }
-            if (chunk.done) {
-              finished = true;
-              return;
-            }
+          // A reader that stops early cancels the body, and so frees the connection.
+          for await (const chunk of readerChunks<Uint8Array>(r, fail)) {
             silence.refresh();
-            yield chunk.value;
+            yield chunk;
           }
         } finally {
           clearTimeout(silence);
           done();
-          // The reader stopped early: close the body, and so free the connection.
-          if (!finished) await r.cancel().catch(() => {});
         }
       },
       async dump(opts?: { limit: number }) {
