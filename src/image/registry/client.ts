@@ -11,7 +11,7 @@ import { MANIFEST_ACCEPT } from "../media_types.ts";
 import { pullReference, repoName, type ImageRef } from "../reference.ts";
 import { Authorizer, pullScope, toCredentials, type AuthConfig, type Credentials } from "./auth.ts";
 import { endpointsFor, type Endpoint, type RegistriesConfig } from "./hosts.ts";
-import { headerValue, HttpTransport, NetworkError, readBody, type HttpResponse, type TransportOptions } from "./transport.ts";
+import { HttpTransport, NetworkError, readBody, type HttpResponse, type TransportOptions } from "./transport.ts";
 
 export type { AuthConfig } from "./auth.ts";
 
@@ -339,7 +339,7 @@ export class RegistryClient {
       }
       digest = expectedDigest;
     }
-    const announced = headerValue(res.headers, "docker-content-digest");
+    const announced = res.headers["docker-content-digest"];
     if (announced !== undefined) {
       let header;
       try {
@@ -356,7 +356,7 @@ export class RegistryClient {
         if (expectedDigest === undefined) digest = header.text;
       }
     }
-    return { digest, bytes, contentType: headerValue(res.headers, "content-type"), what };
+    return { digest, bytes, contentType: res.headers["content-type"], what };
   }
 
   // ---- blobs ----
@@ -374,7 +374,7 @@ export class RegistryClient {
     }
     let start = 0;
     if (res.status === 206) {
-      const range = /^bytes (\d+)-(\d+)?\/(\d+|\*)$/.exec(headerValue(res.headers, "content-range") ?? "");
+      const range = /^bytes (\d+)-(\d+)?\/(\d+|\*)$/.exec(res.headers["content-range"] ?? "");
       start = range ? Number(range[1]) : Number.NaN;
       if (start !== offset) {
         await res.body.dump().catch(() => {});
@@ -385,8 +385,8 @@ export class RegistryClient {
     } else {
       throw await this.httpError(res, ep, ref, "blob", d.digest, opts);
     }
-    const length = Number(headerValue(res.headers, "content-length"));
-    if (headerValue(res.headers, "content-length") !== undefined && Number.isFinite(length) && length !== d.size - start) {
+    const length = Number(res.headers["content-length"]);
+    if (res.headers["content-length"] !== undefined && Number.isFinite(length) && length !== d.size - start) {
       await res.body.dump({ limit: 0 }).catch(() => {});
       throw failedPrecondition(`${what}: the registry sent ${length} bytes from offset ${start}, but the blob's size is ${d.size}`);
     }

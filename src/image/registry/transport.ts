@@ -93,10 +93,6 @@ export function isRetryableNetworkCode(code: string | undefined): boolean {
   ].includes(code);
 }
 
-function headerValue(h: Record<string, string | undefined>, name: string): string | undefined {
-  return h[name];
-}
-
 function sameOrigin(a: URL, b: URL): boolean {
   return a.protocol === b.protocol && a.host === b.host;
 }
@@ -313,7 +309,7 @@ export class HttpTransport {
       if ((res.status >= 500 || res.status === 429) && !last) {
         await res.body.dump().catch(() => {});
         let wait = this.retryDelays[attempt]!;
-        const retryAfter = Number(headerValue(res.headers, "retry-after"));
+        const retryAfter = Number(res.headers["retry-after"]);
         if (Number.isFinite(retryAfter) && retryAfter > 0) wait = Math.max(wait, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS));
         logger.debug("retrying after HTTP error", { what: req.what, status: res.status, attempt: attempt + 1 });
         await sleep(wait, req.signal);
@@ -331,7 +327,7 @@ export class HttpTransport {
 
 /** Read a whole body, refusing more than `limit` bytes. */
 export async function readBody(res: HttpResponse, limit: number, what: string): Promise<Uint8Array> {
-  const declared = Number(headerValue(res.headers, "content-length"));
+  const declared = Number(res.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
     await res.body.dump({ limit: 0 }).catch(() => {});
     throw resourceExhausted(`${what} is ${declared} bytes, over the ${limit} byte limit`);
@@ -359,5 +355,3 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   }
   return out;
 }
-
-export { headerValue };
