@@ -8,7 +8,6 @@
 // (their pipes or terminal die with it); the container itself is not touched.
 
 import { childEnv } from "../util/child_env.ts";
-import { randomBytes } from "node:crypto";
 import { closeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -21,6 +20,7 @@ import { setNonblock } from "../sys/process.ts";
 import { makeRaw, openPty, setWindowSize } from "../sys/pty.ts";
 import type { CommandChannel } from "./command_channel.ts";
 import type { TerminalSize } from "./status.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 const logger = log.with({ component: "stream" });
 
@@ -95,7 +95,7 @@ function killByPidFile(pidFile: string, proc: Subprocess): void {
 
 /** Run the exec to its end and report its exit code (or why it could not run) on the channel. */
 export async function runExec(target: ExecTarget, ch: CommandChannel): Promise<void> {
-  const id = randomBytes(8).toString("hex");
+  const id = randomHex(8);
   const pidFile = join(target.workDir, `exec-${id}.pid`);
   const processFile = join(target.workDir, `exec-${id}.json`);
   try {

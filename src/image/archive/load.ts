@@ -11,7 +11,6 @@
 // Every blob is verified (content against its digest, size against its
 // descriptor), moved into the blob store and unpacked through the same layer
 // applier as a pull; an image is recorded only once all of its layers are in.
-import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CribError, errorMessage, failedPrecondition, invalidArgument, notFound } from "../../errors.ts";
@@ -24,6 +23,7 @@ import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseManifest, selectPlatform, ty
 import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, DOCKER_MANIFEST, isIndexType, isManifestType } from "../media_types.ts";
 import { parseReference, repoDigest, repoTag } from "../reference.ts";
 import { blobPath, sniffFile, stageArchive, type StagedArchive, type StagedFile } from "./stage.ts";
+import { randomHex } from "../../util/random_hex.ts";
 
 const logger = log.with({ component: "image-archive" });
 
@@ -249,7 +249,7 @@ export async function loadArchive(images: ImageService, path: string, platform: 
   if (!st.isFile()) throw invalidArgument(`${path} is not a file: crib ctl load takes a tar archive (OCI layout or docker save), optionally gzip- or zstd-compressed`);
 
   const started = performance.now();
-  const dir = join(images.blobs.root, "ingest", `load-${randomBytes(6).toString("hex")}`);
+  const dir = join(images.blobs.root, "ingest", `load-${randomHex(6)}`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     const archive = await stageArchive(path, dir, opts);

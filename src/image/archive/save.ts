@@ -4,7 +4,6 @@
 // layers), so loading the archive anywhere gives the same digests. An image
 // pulled through an index is saved with its platform manifest only (the other
 // platforms' blobs were never fetched).
-import { randomBytes } from "node:crypto";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { dirname, isAbsolute } from "node:path";
 import { errnoCode, errorMessage, internal, invalidArgument, notFound, resourceExhausted } from "../../errors.ts";
@@ -15,6 +14,7 @@ import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from "../manifest.
 import { NAME_ANNOTATION, REF_NAME_ANNOTATION } from "./load.ts";
 import { blobPath } from "./stage.ts";
 import { TarWriter } from "./tar_write.ts";
+import { randomHex } from "../../util/random_hex.ts";
 
 const logger = log.with({ component: "image-archive" });
 
@@ -39,7 +39,7 @@ export async function saveArchive(images: ImageService, texts: string[], path: s
   }
   const recs = [...chosen.values()];
   const release = images.hold(recs.flatMap((r) => [r.manifestDigest, r.id, ...r.layers.map((l) => l.digest)]));
-  const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
+  const tmp = `${path}.tmp-${randomHex(4)}`;
   try {
     const indexEntries: Descriptor[] = [];
     const dockerEntries: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
