@@ -15,7 +15,7 @@ import { basename, join } from "node:path";
 import { CriClient } from "../../src/ctl/client.ts";
 import { CRIB_BIN, requireBinary, startCrib } from "../helpers/daemon.ts";
 import { CONTAINERD_BIN, startContainerd } from "./containerd.ts";
-import { CONTAINERD_FILES, measureStartup } from "./footprint.ts";
+import { CONTAINERD_FILES, measureStartup, POLL_MS, timedStart } from "./footprint.ts";
 import { measurePods, perPodMemory } from "./pods.ts";
 import { measurePulls } from "./pull.ts";
 import type { BenchContext, Benchmark } from "./run.ts";
@@ -108,8 +108,7 @@ async function downloadSizes(ctx: BenchContext): Promise<{ crib: { raw: number; 
 const FLOOR_SOURCE = `Bun.listen({ unix: process.argv[2], socket: { open(s) { s.end("."); }, data() {} } });\n`;
 /** crib's build flags (build/compile.ts) without its defines, --splitting (one entry) and bytecode-order profile. */
 const FLOOR_FLAGS = ["--compile", "--minify-syntax", "--minify-whitespace", "--bytecode", "--format", "esm", "--compile-jit-policy=64"];
-/** As footprint.ts reads crib: the socket polled every 5 ms, idle memory 3 s after the last start answered. */
-const FLOOR_POLL_MS = 5;
+/** As footprint.ts reads crib: idle memory 3 s after the last start answered. */
 const FLOOR_SETTLE_MS = 3000;
 
 interface FloorFigures {
@@ -154,22 +153,6 @@ function floorAnswers(socket: string): Promise<boolean> {
   });
 }
 
-/** Spawns the floor program on `socket` and times it to the first answered probe. */
-async function floorStart(bin: string, socket: string): Promise<{ proc: Bun.Subprocess; ms: number }> {
-  rmSync(socket, { force: true }); // a killed listener leaves its socket file behind: listen would fail with EADDRINUSE
-  const t0 = performance.now();
-  const proc = Bun.spawn([bin, socket], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
-  for (;;) {
-    if (existsSync(socket) && (await floorAnswers(socket))) return { proc, ms: performance.now() - t0 };
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`Bun's floor program exited (${proc.exitCode ?? proc.signalCode}) before answering`);
-    if (performance.now() - t0 > 30_000) {
-      proc.kill("SIGKILL");
-      throw new Error("Bun's floor program did not answer within 30 s");
-    }
-    await Bun.sleep(FLOOR_POLL_MS);
-  }
-}
-
 /** The floor program's start-ups (`runs` after an untimed one, as crib's), idle memory after the last, and its size. */
 async function measureBunFloor(ctx: BenchContext, runs: number): Promise<FloorFigures> {
   const bin = floorBinary(ctx);
@@ -186,7 +169,8 @@ async function measureBunFloor(ctx: BenchContext, runs: number): Promise<FloorFi
   const out: FloorFigures = { ms: [], raw: statSync(bin).size, zstd: 0 };
   try {
     for (let i = 0; i <= runs; i++) {
-      const s = await floorStart(bin, socket);
+      rmSync(socket, { force: true }); // a killed listener leaves its socket file behind: listen would fail with EADDRINUSE
+      const s = await timedStart([bin, socket], socket, "Bun's floor program", floorAnswers);
       live = s.proc;
       if (i > 0) out.ms.push(s.ms);
       if (i === runs) {
@@ -401,7 +385,7 @@ export const budgetBenchmark: Benchmark = {
       `download: dist/crib raw ${fmt(size.crib.raw / 1e6, 1)} MB; containerd + containerd-shim-runc-v2 raw ${fmt(size.containerd.raw / 1e6, 1)} MB (runc, needed by both, not counted); zstd -19 -T2; MB = 10^6 bytes`,
       `pods: ${podRuns} start + teardown cycles each, host network, image pulled; start crib ${spread(podStart.crib, 1)}, containerd ${spread(podStart.containerd, 1)} ms; teardown crib ${spread(podTeardown.crib, 1)}, containerd ${spread(podTeardown.containerd, 1)} ms`,
       `Bun floor (crib column): \`${FLOOR_SOURCE.trim()}\` compiled by Bun ${Bun.version} with crib's flags (${FLOOR_FLAGS.join(" ")}; no bytecode-order profile), raw ${fmt(floor.raw / 1e6, 1)} MB;`,
-      `  start-up: ${startupRuns} starts after an untimed one, spawn to the first connect that reads its byte (crib's probe is a gRPC Version call, a new HTTP/2 client per try), polled every ${FLOOR_POLL_MS} ms: ${spread(floor.ms)} ms; idle memory ${FLOOR_SETTLE_MS / 1000} s after the last start`,
+      `  start-up: ${startupRuns} starts after an untimed one, spawn to the first connect that reads its byte (crib's probe is a gRPC Version call, a new HTTP/2 client per try), polled every ${POLL_MS} ms: ${spread(floor.ms)} ms; idle memory ${FLOOR_SETTLE_MS / 1000} s after the last start`,
       `monitor: \`crib monitor\`'s private memory (USS) with no pod, after ${MONITOR_PODS} pods ran and were removed; containerd has no such process (its shims are per pod)`,
     ];
     return [

@@ -20,7 +20,7 @@ import { fmt, ratio, readProcStatus, readSmapsRollup, summarize, type Table } fr
 const DEFAULT_RUNS = 7;
 /** Idle memory is read this long after the daemon answered its first Version. */
 const SETTLE_MS = 3000;
-const POLL_MS = 5;
+export const POLL_MS = 5;
 const STORE_IMAGES = 5;
 const SHARED_LAYER_BYTES = 8 * 1024 * 1024;
 const UNIQUE_LAYER_BYTES = 512 * 1024;
@@ -61,30 +61,33 @@ interface Started {
   ms: number;
 }
 
+/** Whether the daemon on `socket` answers a CRI Version call (a new client per try). */
+async function answersVersion(socket: string): Promise<boolean> {
+  const client = new CriClient(`unix://${socket}`);
+  try {
+    await client.call("RuntimeService", "Version", { version: "v1" }, { timeoutMs: 1000 });
+    return true;
+  } catch {
+    return false; // not serving yet (or a stale socket file)
+  } finally {
+    client.close();
+  }
+}
+
 /**
- * Spawn `argv` and time it to the first answered CRI Version. The socket file
- * is polled every POLL_MS and each try uses a new client (a client that failed
- * to connect would wait out gRPC's reconnect backoff, about a second).
+ * Spawn `argv` and time it to the first answer of `answers` (by default a CRI Version
+ * call). The socket file is polled every POLL_MS and each try uses a new client (a
+ * client that failed to connect would wait out gRPC's reconnect backoff, about a second).
  */
-async function timedStart(argv: string[], socket: string, what: string): Promise<Started> {
+export async function timedStart(argv: string[], socket: string, what: string, answers: (socket: string) => Promise<boolean> = answersVersion): Promise<Started> {
   const t0 = performance.now();
   const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   for (;;) {
-    if (existsSync(socket)) {
-      const client = new CriClient(`unix://${socket}`);
-      try {
-        await client.call("RuntimeService", "Version", { version: "v1" }, { timeoutMs: 1000 });
-        return { proc, ms: performance.now() - t0 };
-      } catch {
-        // not serving yet (or a stale socket file)
-      } finally {
-        client.close();
-      }
-    }
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}) before answering CRI Version`);
+    if (existsSync(socket) && (await answers(socket))) return { proc, ms: performance.now() - t0 };
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}) before answering`);
     if (performance.now() - t0 > 30_000) {
       proc.kill("SIGKILL");
-      throw new Error(`${what} did not answer CRI Version within 30 s`);
+      throw new Error(`${what} did not answer within 30 s`);
     }
     await Bun.sleep(POLL_MS);
   }
